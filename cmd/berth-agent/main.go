@@ -14,8 +14,11 @@ import (
 	"github.com/urfave/cli/v2"
 )
 
-// version is set with -ldflags "-X main.version=…".
-var version = "dev"
+// Set with -ldflags "-X main.version=… -X main.commit=…".
+var (
+	version = "dev"
+	commit  = "unknown"
+)
 
 // commands is filled by the init functions of this package's files, one file
 // per command family, so that each can grow without touching main.
@@ -36,7 +39,7 @@ func main() {
 	app := &cli.App{
 		Name:     "berth-agent",
 		Usage:    "berth's container engine and OCI runtime",
-		Version:  version,
+		Version:  version + " (commit " + commit + ")",
 		Commands: commands,
 		Flags: []cli.Flag{
 			&cli.BoolFlag{Name: "debug", Usage: "log at debug level", EnvVars: []string{"BERTH_DEBUG"}},
