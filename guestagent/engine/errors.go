@@ -5,6 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+
+	"github.com/berth-dev/berth/guestagent/image"
 )
 
 // Error classes that survive the wire. Backends signal them either by
@@ -119,6 +121,16 @@ func (c *classes) statusOf(err error) int {
 // errorResponse is dockerd's error body.
 type errorResponse struct {
 	Message string `json:"message"`
+}
+
+// backendClasses extends the default classes with the sentinels of berth's
+// backends, so their errors reach clients with dockerd's status codes.
+func backendClasses() *classes {
+	c := *defaultClasses
+	c.notFound = append(c.notFound[:len(c.notFound):len(c.notFound)], image.ErrNotFound)
+	c.conflict = append(c.conflict[:len(c.conflict):len(c.conflict)], image.ErrInUse)
+	c.invalid = append(c.invalid[:len(c.invalid):len(c.invalid)], image.ErrInvalid, image.ErrAmbiguous)
+	return &c
 }
 
 // writeError answers err with the default classes.

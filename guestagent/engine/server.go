@@ -19,6 +19,8 @@ type Config struct {
 	KernelVersion string
 	// Logger receives one line per failed request; nil means slog.Default().
 	Logger *slog.Logger
+	// Images is the image store; nil leaves the image endpoints answering 503.
+	Images ImageService
 }
 
 // Server is the engine's HTTP handler.
@@ -27,6 +29,7 @@ type Server struct {
 	log                     *slog.Logger
 	classes                 *classes
 	handler                 http.Handler
+	images                  ImageService
 }
 
 // New returns a Server for cfg.
@@ -36,7 +39,11 @@ func New(cfg Config) *Server {
 		commit:  cfg.Commit,
 		kernel:  cfg.KernelVersion,
 		log:     cfg.Logger,
-		classes: defaultClasses,
+		classes: backendClasses(),
+		images:  cfg.Images,
+	}
+	if s.images == nil {
+		s.images = noImages{}
 	}
 	if s.version == "" {
 		s.version = "dev"
@@ -76,6 +83,7 @@ func (s *Server) routes(mux *http.ServeMux) {
 	s.handle(mux, "GET /_ping", s.ping)
 	s.handle(mux, "HEAD /_ping", s.ping)
 	s.handle(mux, "GET /version", s.getVersion)
+	s.imageRoutes(mux)
 }
 
 func (s *Server) ping(w http.ResponseWriter, r *http.Request) error {
