@@ -19,11 +19,10 @@ var (
 func main() {
 	app := newApp()
 	if err := app.Run(os.Args); err != nil {
-		fmt.Fprintf(os.Stderr, "berth: %v\n", err)
-		if ec, ok := err.(cli.ExitCoder); ok {
-			os.Exit(ec.ExitCode())
+		if msg := err.Error(); msg != "" {
+			fmt.Fprintf(os.Stderr, "berth: %s\n", msg)
 		}
-		os.Exit(1)
+		os.Exit(exitCodeOf(err))
 	}
 }
 
@@ -32,8 +31,10 @@ func newApp() *cli.App {
 		Name:    "berth",
 		Usage:   "run containers in a small Linux VM, with a Docker-compatible API",
 		Version: version,
-		Commands: []*cli.Command{
-			versionCommand(),
-		},
+		Flags:   globalFlags(),
+		// Docker's short flags combine (-it, -dp 80:80).
+		UseShortOptionHandling: true,
+		ExitErrHandler:         func(*cli.Context, error) {},
+		Commands:               commands(),
 	}
 }
