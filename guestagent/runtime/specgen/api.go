@@ -6,9 +6,6 @@
 // rootfs's passwd/group files through an fs.FS.
 package specgen
 
-// CONTRACT FILE (temporary): the helper that owns this package replaces the
-// panics with the implementation, keeping signatures and doc comments.
-
 import (
 	"errors"
 	"io/fs"
@@ -82,29 +79,51 @@ type Options struct {
 	// Rootfs gives access to the container's root filesystem (for /etc/passwd and /etc/group); may be nil.
 	Rootfs fs.FS
 	// ExtraMounts are appended last (e.g. /etc/hosts, /etc/resolv.conf, /etc/hostname binds).
+	// An extra mount at the same destination as a Bind is dropped: the user's bind wins.
 	ExtraMounts []specs.Mount
+	// AllowNewPrivileges clears the process's no_new_privileges flag. berth sets
+	// NoNewPrivileges by default (Docker does only with
+	// `--security-opt no-new-privileges`); set this to get Docker's default.
+	AllowNewPrivileges bool
+	// Devices are device nodes to create in the container. Docker fills this
+	// with every host device when Privileged; the caller gathers them (this
+	// package makes no syscalls). Otherwise the runtime's default set (null,
+	// zero, full, random, urandom, tty, ptmx) suffices and this stays empty.
+	Devices []specs.LinuxDevice
 }
 
 // Generate builds the OCI runtime spec for opts.
 func Generate(opts Options) (*specs.Spec, error) {
-	panic("specgen.Generate: not yet implemented")
+	return generate(opts)
 }
 
 // ResolveUser resolves a Docker user string (name|uid[:group|gid]) against the
 // container's /etc/passwd and /etc/group in rootfs (either may be missing),
 // including supplementary groups, with Docker's rules: numeric ids need no
 // entry, a name that is not found is an error.
+//
+// The returned string is the user's home directory from /etc/passwd ("/" when
+// there is no entry). AdditionalGids lists the primary gid first, then the gids
+// of the groups that name the user as a member, as Docker does; an explicit
+// group ("user:group") sets the gid and adds no supplementary groups.
 func ResolveUser(rootfs fs.FS, user string) (specs.User, string, error) {
-	panic("specgen.ResolveUser: not yet implemented")
+	return resolveUser(rootfs, user)
 }
 
 // DefaultCapabilities is Docker's default capability set.
 func DefaultCapabilities() []string {
-	panic("specgen.DefaultCapabilities: not yet implemented")
+	return append([]string(nil), defaultCaps...)
 }
 
 // ProcessFor builds the process of an exec into a container created from
 // base: user resolved against rootfs, env merged over base's, cwd, tty.
+//
+// An empty user keeps base's user. Capabilities start from base's bounding
+// set: a root process gets it as effective and permitted too, another user
+// only as bounding (what execve would leave it). Rlimits, NoNewPrivileges,
+// the AppArmor profile, SELinux label and OOM score are copied from base.
+// When user changes and base's HOME was the default of base's user, HOME
+// becomes the new user's home.
 func ProcessFor(base *specs.Spec, rootfs fs.FS, cmd []string, env []string, user, workdir string, tty bool) (*specs.Process, error) {
-	panic("specgen.ProcessFor: not yet implemented")
+	return processFor(base, rootfs, cmd, env, user, workdir, tty)
 }
