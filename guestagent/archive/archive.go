@@ -6,6 +6,31 @@
 // kernel has it, a component-by-component O_NOFOLLOW walk otherwise), so names
 // such as "../x", "/etc/passwd", a symlink followed by a write through it, or a
 // hardlink to a file outside the root can never touch anything outside it.
+//
+// Rules applied to every entry:
+//   - Names are rooted: leading slashes are dropped, so "/etc/x" lands at
+//     root/etc/x. A name that climbs above the root with ".." ("../x",
+//     "a/../../x") is refused with ErrUnsafePath, as are whiteouts of "." or
+//     "..", a non-directory entry for the root itself and hardlink targets
+//     that climb above the root.
+//   - Parent directories are resolved inside the root, following symlinks as
+//     if the root were "/"; missing ones are created (mode 0755). The last
+//     component is never followed: an existing non-directory there is
+//     removed and the entry created anew (O_EXCL, mkdirat, symlinkat, mknodat,
+//     linkat); an existing directory is kept only when the entry is one.
+//   - Symlink targets are data, written verbatim. Hardlink targets are
+//     resolved inside the root without following their last component.
+//   - Owner (lchown semantics) before mode, so set-id bits survive; xattrs
+//     after both; times with AT_SYMLINK_NOFOLLOW. Directory modes and times
+//     are applied after the last entry, so read-only directories can be
+//     filled and their mtimes are those of the archive.
+//   - PAX records naming trusted.overlay.* attributes are dropped; overlay
+//     whiteouts come only from whiteout entries.
+//   - Entries in a top-level AUFS metadata directory (".wh..wh.plnk", ...) are
+//     skipped.
+//
+// Extraction and WriteTar are implemented for Linux only; elsewhere they
+// return an error wrapping ErrUnsupported. Decompress works everywhere.
 package archive
 
 import "errors"
@@ -23,6 +48,10 @@ const (
 	// directory. Needs CAP_MKNOD and CAP_SYS_ADMIN; used for layer directories
 	// that are stacked as overlay lowerdirs.
 	WhiteoutOverlay
+	// WhiteoutLiteral extracts whiteout names as the ordinary entries they
+	// are in the tar, as `docker cp` uploads do (nothing is deleted, no
+	// AUFS metadata is skipped).
+	WhiteoutLiteral
 )
 
 // Defaults for the budgets in Options.
