@@ -174,7 +174,7 @@ func (e *extractor) run(r io.Reader) error {
 		}
 		e.stats.Entries++
 		if e.stats.Entries > e.opts.MaxEntries {
-			return fmt.Errorf("archive: %s: more than %d entries: %w", hdr.Name, e.opts.MaxEntries, ErrBudget)
+			return fmt.Errorf("archive: entry %q: more than %d entries: %w", hdr.Name, e.opts.MaxEntries, ErrBudget)
 		}
 		if err := e.entry(tr, hdr); err != nil {
 			return fmt.Errorf("archive: entry %q: %w", hdr.Name, err)
