@@ -45,8 +45,9 @@ test-cross: ## build and vet the whole tree for every host OS and arch
 test-vm: ## VM tests under QEMU (root; slow under TCG)
 	@echo "make test-vm: the VM (vmimage + qemu driver) has not landed yet; there are no VM tests to run." >&2; exit 2
 
-bench: agent ## benchmarks; figures go to docs/benchmarks.md
+bench: agent ## benchmarks (root); figures go to docs/benchmarks.md
 	./bench/oci-start.sh $(BIN)/berth-agent
+	./bench/run-latency.sh
 
 lint: ## gofmt and go vet
 	@out=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null; git ls-files --others --exclude-standard '*.go' 2>/dev/null)); \

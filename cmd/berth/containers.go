@@ -11,6 +11,7 @@ import (
 	"text/tabwriter"
 	"time"
 
+	cerrdefs "github.com/containerd/errdefs"
 	"github.com/docker/go-units"
 	"github.com/moby/moby/api/pkg/stdcopy"
 	"github.com/moby/moby/api/types/container"
@@ -342,6 +343,5 @@ func splitContainerPath(p string) (dir, name string) {
 }
 
 func isNotFound(err error) bool {
-	var nf interface{ NotFound() }
-	return errors.As(err, &nf) || strings.Contains(err.Error(), "No such container:path") || strings.Contains(err.Error(), "not found")
+	return cerrdefs.IsNotFound(err)
 }

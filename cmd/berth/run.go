@@ -11,6 +11,7 @@ import (
 	"strconv"
 	"strings"
 
+	cerrdefs "github.com/containerd/errdefs"
 	"github.com/docker/go-units"
 	"github.com/moby/moby/api/pkg/stdcopy"
 	"github.com/moby/moby/api/types/container"
@@ -329,7 +330,7 @@ func runContainer(c *cli.Context) error {
 }
 
 func isNoSuchImage(err error) bool {
-	return strings.Contains(err.Error(), "No such image")
+	return cerrdefs.IsNotFound(err) && strings.Contains(err.Error(), "image")
 }
 
 // runAttached attaches before starting (so no output is lost), waits for

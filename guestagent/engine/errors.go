@@ -7,6 +7,7 @@ import (
 	"net/http"
 
 	"github.com/berth-dev/berth/guestagent/image"
+	"github.com/berth-dev/berth/guestagent/runtime/container"
 )
 
 // Error classes that survive the wire. Backends signal them either by
@@ -102,7 +103,7 @@ func unwrapAll(err error) []error {
 // statusOf returns the HTTP status dockerd answers for err.
 func (c *classes) statusOf(err error) int {
 	switch {
-	case errors.Is(err, ErrNotModified):
+	case errors.Is(err, ErrNotModified) || errors.Is(err, container.ErrNotModified):
 		return http.StatusNotModified
 	case isAny(err, c.notFound) || hasMethod(err, func(e error) bool { _, ok := e.(interface{ NotFound() }); return ok }):
 		return http.StatusNotFound
@@ -127,9 +128,10 @@ type errorResponse struct {
 // backends, so their errors reach clients with dockerd's status codes.
 func backendClasses() *classes {
 	c := *defaultClasses
-	c.notFound = append(c.notFound[:len(c.notFound):len(c.notFound)], image.ErrNotFound)
-	c.conflict = append(c.conflict[:len(c.conflict):len(c.conflict)], image.ErrInUse)
-	c.invalid = append(c.invalid[:len(c.invalid):len(c.invalid)], image.ErrInvalid, image.ErrAmbiguous)
+	c.notFound = append(c.notFound[:len(c.notFound):len(c.notFound)], image.ErrNotFound, container.ErrNotFound)
+	c.conflict = append(c.conflict[:len(c.conflict):len(c.conflict)], image.ErrInUse, image.ErrConflict, container.ErrConflict, container.ErrNotRunning)
+	c.invalid = append(c.invalid[:len(c.invalid):len(c.invalid)], image.ErrInvalid, image.ErrAmbiguous, container.ErrInvalid)
+	c.unavailable = append(c.unavailable[:len(c.unavailable):len(c.unavailable)], container.ErrNotSupported)
 	return &c
 }
 

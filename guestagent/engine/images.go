@@ -14,6 +14,7 @@ import (
 	"github.com/google/go-containerregistry/pkg/authn"
 	dockerspec "github.com/moby/docker-image-spec/specs-go/v1"
 	"github.com/moby/moby/api/pkg/authconfig"
+	"github.com/moby/moby/api/types/events"
 	imagetypes "github.com/moby/moby/api/types/image"
 	"github.com/moby/moby/api/types/jsonstream"
 	"github.com/moby/moby/api/types/storage"
@@ -98,6 +99,7 @@ func (s *Server) postImage(w http.ResponseWriter, r *http.Request) error {
 	if err := s.images.Tag(r.Context(), name, ref); err != nil {
 		return err
 	}
+	s.emit(events.ImageEventType, events.ActionTag, name, map[string]string{"name": ref})
 	w.WriteHeader(http.StatusCreated)
 	return nil
 }
@@ -115,9 +117,11 @@ func (s *Server) deleteImage(w http.ResponseWriter, r *http.Request) error {
 	out := make([]imagetypes.DeleteResponse, 0, len(res.Untagged)+len(res.Deleted))
 	for _, t := range res.Untagged {
 		out = append(out, imagetypes.DeleteResponse{Untagged: t})
+		s.emit(events.ImageEventType, events.ActionUnTag, t, map[string]string{"name": t})
 	}
 	for _, d := range res.Deleted {
 		out = append(out, imagetypes.DeleteResponse{Deleted: d.String()})
+		s.emit(events.ImageEventType, events.ActionDelete, d.String(), nil)
 	}
 	return writeJSON(w, http.StatusOK, out)
 }
@@ -249,10 +253,12 @@ func (s *Server) postImagesCreate(w http.ResponseWriter, r *http.Request) error 
 		return err
 	}
 	js := newJSONStream(w)
-	_, err = s.images.Pull(r.Context(), ref, image.PullOptions{Auth: auth, Progress: js.progress})
+	img, err := s.images.Pull(r.Context(), ref, image.PullOptions{Auth: auth, Progress: js.progress})
 	if err != nil {
 		js.fail(err)
+		return nil
 	}
+	s.emit(events.ImageEventType, events.ActionPull, ref, map[string]string{"name": ref, "id": img.ID.String()})
 	return nil
 }
 
@@ -294,6 +300,7 @@ func (s *Server) postImagesLoad(w http.ResponseWriter, r *http.Request) error {
 		return nil
 	}
 	for _, img := range imgs {
+		s.emit(events.ImageEventType, events.ActionLoad, img.ID.String(), nil)
 		if len(img.RepoTags) == 0 {
 			js.send(jsonMessage{Stream: "Loaded image ID: " + img.ID.String() + "\n"})
 		}

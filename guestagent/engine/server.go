@@ -1,10 +1,12 @@
 package engine
 
 import (
+	"context"
 	"encoding/json"
 	"log/slog"
 	"net/http"
 	"runtime"
+	"sync"
 
 	"github.com/moby/moby/api/types/system"
 )
@@ -21,6 +23,11 @@ type Config struct {
 	Logger *slog.Logger
 	// Images is the image store; nil leaves the image endpoints answering 503.
 	Images ImageService
+	// Containers is the container manager; nil leaves the container
+	// endpoints answering 503.
+	Containers ContainerService
+	// Host describes the machine for /info.
+	Host HostInfo
 }
 
 // Server is the engine's HTTP handler.
@@ -30,21 +37,42 @@ type Server struct {
 	classes                 *classes
 	handler                 http.Handler
 	images                  ImageService
+	containers              ContainerService
+	host                    HostInfo
+	events                  *eventHub
+	stopEvents              context.CancelFunc
+
+	execMu sync.Mutex
+	execs  map[string]*execState
 }
 
 // New returns a Server for cfg.
 func New(cfg Config) *Server {
 	s := &Server{
-		version: cfg.Version,
-		commit:  cfg.Commit,
-		kernel:  cfg.KernelVersion,
-		log:     cfg.Logger,
-		classes: backendClasses(),
-		images:  cfg.Images,
+		version:    cfg.Version,
+		commit:     cfg.Commit,
+		kernel:     cfg.KernelVersion,
+		log:        cfg.Logger,
+		classes:    backendClasses(),
+		images:     cfg.Images,
+		containers: cfg.Containers,
+		host:       cfg.Host,
+		events:     newEventHub(),
+		execs:      map[string]*execState{},
 	}
 	if s.images == nil {
 		s.images = noImages{}
 	}
+	if s.containers == nil {
+		s.containers = noContainers{}
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	s.stopEvents = cancel
+	ch, unsubscribe := s.containers.Subscribe()
+	go func() {
+		defer unsubscribe()
+		s.pumpContainerEvents(ctx, ch)
+	}()
 	if s.version == "" {
 		s.version = "dev"
 	}
@@ -55,6 +83,13 @@ func New(cfg Config) *Server {
 	s.routes(mux)
 	s.handler = s.withVersion(mux)
 	return s
+}
+
+// Close stops the server's background work (the event pump). It does not
+// close the backends, which the caller owns.
+func (s *Server) Close() error {
+	s.stopEvents()
+	return nil
 }
 
 // ServeHTTP serves the Docker Engine API.
@@ -84,6 +119,8 @@ func (s *Server) routes(mux *http.ServeMux) {
 	s.handle(mux, "HEAD /_ping", s.ping)
 	s.handle(mux, "GET /version", s.getVersion)
 	s.imageRoutes(mux)
+	s.containerRoutes(mux)
+	s.systemRoutes(mux)
 }
 
 func (s *Server) ping(w http.ResponseWriter, r *http.Request) error {

@@ -10,9 +10,6 @@
 // waits on the exec fifo, then execs the user process.
 package libct
 
-// CONTRACT FILE (temporary): the helper that owns this package replaces the
-// panics with the implementation, keeping signatures and doc comments.
-
 import (
 	"context"
 	"errors"
@@ -34,6 +31,12 @@ var (
 	ErrNotRunning  = errors.New("libct: container is not running")
 	ErrNotCreated  = errors.New("libct: container is not in created state")
 	ErrInvalidSpec = errors.New("libct: invalid runtime spec")
+	// ErrInvalidID reports a container id that is not [A-Za-z0-9_+.-]+.
+	ErrInvalidID = errors.New("libct: invalid container id")
+	// ErrRunning reports a Delete without force of a running container.
+	ErrRunning = errors.New("libct: container is running")
+	// ErrNotSupported is returned on systems other than Linux.
+	ErrNotSupported = errors.New("libct: not supported on this system")
 )
 
 // Stdio are the files handed to a container process as fds 0, 1 and 2 when it
@@ -75,7 +78,7 @@ type Process struct {
 
 // Wait waits for the process to exit and returns its wait status.
 func (p *Process) Wait() (syscall.WaitStatus, error) {
-	panic("libct.Process.Wait: not yet implemented")
+	return p.wait()
 }
 
 // Runtime manages containers whose state lives in directories under Root
@@ -89,47 +92,48 @@ type Runtime struct {
 // spec (ociVersion up to 1.3.0), creates the namespaces, cgroup, mounts and
 // rootfs, and leaves init blocked on the exec fifo (status "created").
 func (r *Runtime) Create(ctx context.Context, id, bundle string, opts CreateOpts) (*Process, error) {
-	panic("libct.Runtime.Create: not yet implemented")
+	return r.create(ctx, id, bundle, opts)
 }
 
 // Start releases a created container's init to exec the user process.
 func (r *Runtime) Start(ctx context.Context, id string) error {
-	panic("libct.Runtime.Start: not yet implemented")
+	return r.start(ctx, id)
 }
 
 // State returns the runtime-spec state of container id
 // (status creating|created|running|stopped).
 func (r *Runtime) State(id string) (*specs.State, error) {
-	panic("libct.Runtime.State: not yet implemented")
+	return r.state(id)
 }
 
 // List returns the states of all containers under Root.
 func (r *Runtime) List() ([]*specs.State, error) {
-	panic("libct.Runtime.List: not yet implemented")
+	return r.list()
 }
 
 // Kill sends sig to the container's init, or with all to every process in
 // its cgroup.
 func (r *Runtime) Kill(id string, sig syscall.Signal, all bool) error {
-	panic("libct.Runtime.Kill: not yet implemented")
+	return r.kill(id, sig, all)
 }
 
 // Exec starts proc inside the running container id, joining every one of its
 // namespaces (mount namespace included) and its cgroup, with proc's user,
-// capabilities, rlimits, no_new_privileges, env and cwd.
+// capabilities, rlimits, no_new_privileges, env and cwd. A proc without
+// capabilities gets the container's; the container's seccomp filter applies.
 func (r *Runtime) Exec(ctx context.Context, id string, proc *specs.Process, opts ExecOpts) (*Process, error) {
-	panic("libct.Runtime.Exec: not yet implemented")
+	return r.exec(ctx, id, proc, opts)
 }
 
 // Delete removes a stopped container's cgroup and state; with force it
 // SIGKILLs a running one first. Deleting leaves no mount, cgroup or process.
 func (r *Runtime) Delete(ctx context.Context, id string, force bool) error {
-	panic("libct.Runtime.Delete: not yet implemented")
+	return r.delete(ctx, id, force)
 }
 
 // InitMain is the body of the re-executed init (argv[1] == InitArg). It
 // returns the exit code for main to exit with, and does not return at all on
 // success (it execs the user process).
 func InitMain() int {
-	panic("libct.InitMain: not yet implemented")
+	return initMain()
 }

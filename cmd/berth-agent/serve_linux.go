@@ -1,0 +1,290 @@
+package main
+
+import (
+	"bufio"
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"runtime"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/urfave/cli/v2"
+	"github.com/vishvananda/netlink"
+	"golang.org/x/crypto/ssh"
+	"golang.org/x/sys/unix"
+
+	"github.com/berth-dev/berth/guestagent/cgroups"
+	"github.com/berth-dev/berth/guestagent/engine"
+	"github.com/berth-dev/berth/guestagent/image"
+	"github.com/berth-dev/berth/guestagent/runtime/container"
+	"github.com/berth-dev/berth/guestagent/sshserver"
+)
+
+func init() {
+	commands = append(commands, &cli.Command{
+		Name:  "serve",
+		Usage: "serve the Docker-compatible engine API on a unix socket (native mode, or inside the VM)",
+		Flags: []cli.Flag{
+			&cli.StringFlag{Name: "socket", Value: "/run/berth/docker.sock", Usage: "unix socket to listen on (created 0600 in a 0700 directory)"},
+			&cli.StringFlag{Name: "root", Value: "/var/lib/berth", Usage: "directory for images and containers"},
+			&cli.StringFlag{Name: "run-root", Value: "/run/berth", Usage: "directory for runtime state (lost on reboot)"},
+			&cli.StringFlag{Name: "ssh-listen", Usage: "also serve the host's SSH transport on unix:PATH, tcp:ADDR or vsock:PORT"},
+			&cli.StringFlag{Name: "ssh-host-key", Usage: "PEM private host key of the SSH transport (given by the host, which pins it)"},
+			&cli.StringFlag{Name: "ssh-authorized-keys", Usage: "authorized_keys file: the only client keys the SSH transport accepts"},
+		},
+		Action: serve,
+	})
+}
+
+func serve(c *cli.Context) error {
+	log := slog.Default()
+	// In a fresh network namespace (native mode, the VM's init) loopback
+	// starts down; the engine and containers' port forwards need it.
+	if err := loopbackUp(); err != nil {
+		return err
+	}
+	root, runRoot := c.String("root"), c.String("run-root")
+	for _, d := range []string{root, runRoot} {
+		if err := os.MkdirAll(d, 0o700); err != nil {
+			return fmt.Errorf("create %s: %w", d, err)
+		}
+	}
+	store, err := image.Open(image.Options{Root: filepath.Join(root, "images"), Logger: log.With("component", "images")})
+	if err != nil {
+		return err
+	}
+	defer store.Close()
+	mgr, err := container.Open(container.Options{
+		Root:    filepath.Join(root, "containers"),
+		RunRoot: runRoot,
+		Images:  store,
+		Logger:  log.With("component", "containers"),
+	})
+	if err != nil {
+		return err
+	}
+	// Closing the manager leaves containers running under their shims; the
+	// next serve finds them again.
+	defer mgr.Close()
+
+	eng := engine.New(engine.Config{
+		Version:       version,
+		Commit:        commit,
+		KernelVersion: kernelVersion(),
+		Images:        store,
+		Containers:    mgr,
+		Host:          hostInfo(root),
+		Logger:        log.With("component", "engine"),
+	})
+	defer eng.Close()
+
+	l, err := listenSocket(c.String("socket"))
+	if err != nil {
+		return err
+	}
+	srv := &http.Server{Handler: eng, ReadHeaderTimeout: 30 * time.Second}
+	ctx, stop := signal.NotifyContext(c.Context, syscall.SIGINT, syscall.SIGTERM)
+	defer stop()
+	errc := make(chan error, 2)
+	go func() { errc <- srv.Serve(l) }()
+	if addr := c.String("ssh-listen"); addr != "" {
+		ssrv, sl, err := sshTransport(addr, c.String("ssh-host-key"), c.String("ssh-authorized-keys"), c.String("socket"), log)
+		if err != nil {
+			return err
+		}
+		defer ssrv.Close()
+		go func() {
+			if err := ssrv.Serve(sl); err != nil && !errors.Is(err, sshserver.ErrServerClosed) {
+				errc <- fmt.Errorf("ssh transport on %s: %w", addr, err)
+			}
+		}()
+		log.Info("ssh transport serving", "listen", addr)
+	}
+	log.Info("engine serving", "socket", c.String("socket"), "root", root, "version", version)
+	select {
+	case err := <-errc:
+		return fmt.Errorf("serve %s: %w", c.String("socket"), err)
+	case <-ctx.Done():
+	}
+	log.Info("engine shutting down")
+	shutdownCtx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := srv.Shutdown(shutdownCtx); err != nil && !errors.Is(err, context.DeadlineExceeded) {
+		return fmt.Errorf("shut down: %w", err)
+	}
+	return nil
+}
+
+func loopbackUp() error {
+	lo, err := netlink.LinkByName("lo")
+	if err != nil {
+		return fmt.Errorf("find loopback: %w", err)
+	}
+	if lo.Attrs().Flags&net.FlagUp != 0 {
+		return nil
+	}
+	if err := netlink.LinkSetUp(lo); err != nil {
+		return fmt.Errorf("bring loopback up: %w", err)
+	}
+	return nil
+}
+
+// sshTransport sets up the embedded SSH server through which the host
+// reaches the engine socket and the containers' ports.
+func sshTransport(addr, hostKeyPath, authKeysPath, engineSocket string, log *slog.Logger) (*sshserver.Server, net.Listener, error) {
+	if hostKeyPath == "" || authKeysPath == "" {
+		return nil, nil, errors.New("--ssh-listen needs --ssh-host-key and --ssh-authorized-keys")
+	}
+	pem, err := os.ReadFile(hostKeyPath)
+	if err != nil {
+		return nil, nil, fmt.Errorf("read ssh host key: %w", err)
+	}
+	hostKey, err := ssh.ParsePrivateKey(pem)
+	if err != nil {
+		return nil, nil, fmt.Errorf("parse ssh host key %s: %w", hostKeyPath, err)
+	}
+	keys, err := readAuthorizedKeys(authKeysPath)
+	if err != nil {
+		return nil, nil, err
+	}
+	srv, err := sshserver.New(sshserver.Config{
+		HostKey:        hostKey,
+		AuthorizedKeys: keys,
+		EngineSocket:   engineSocket,
+		Logger:         log.With("component", "ssh"),
+	})
+	if err != nil {
+		return nil, nil, err
+	}
+	kind, rest, _ := strings.Cut(addr, ":")
+	var l net.Listener
+	switch kind {
+	case "unix":
+		l, err = sshserver.ListenUnix(rest)
+	case "tcp":
+		l, err = sshserver.ListenTCP(rest)
+	case "vsock":
+		var port uint64
+		if port, err = strconv.ParseUint(rest, 10, 32); err == nil {
+			l, err = sshserver.ListenVsock(uint32(port))
+		}
+	default:
+		err = fmt.Errorf("unknown listen address %q (want unix:PATH, tcp:ADDR or vsock:PORT)", addr)
+	}
+	if err != nil {
+		return nil, nil, fmt.Errorf("ssh transport: %w", err)
+	}
+	return srv, l, nil
+}
+
+func readAuthorizedKeys(path string) ([]ssh.PublicKey, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("read authorized keys: %w", err)
+	}
+	var keys []ssh.PublicKey
+	for len(strings.TrimSpace(string(b))) > 0 {
+		k, _, _, rest, err := ssh.ParseAuthorizedKey(b)
+		if err != nil {
+			return nil, fmt.Errorf("parse authorized keys %s: %w", path, err)
+		}
+		keys = append(keys, k)
+		b = rest
+	}
+	if len(keys) == 0 {
+		return nil, fmt.Errorf("authorized keys %s: no keys", path)
+	}
+	return keys, nil
+}
+
+// listenSocket listens on a unix socket readable only by its owner, in a
+// directory only its owner can enter. A stale socket from a previous run is
+// replaced; one that still answers is a running engine and an error.
+func listenSocket(path string) (net.Listener, error) {
+	dir := filepath.Dir(path)
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return nil, fmt.Errorf("create socket directory %s: %w", dir, err)
+	}
+	if err := os.Chmod(dir, 0o700); err != nil {
+		return nil, fmt.Errorf("restrict socket directory %s: %w", dir, err)
+	}
+	if st, err := os.Lstat(path); err == nil {
+		if st.Mode()&os.ModeSocket == 0 {
+			return nil, fmt.Errorf("%s exists and is not a socket", path)
+		}
+		if conn, err := net.DialTimeout("unix", path, time.Second); err == nil {
+			conn.Close()
+			return nil, fmt.Errorf("another engine is already serving on %s", path)
+		}
+		if err := os.Remove(path); err != nil {
+			return nil, fmt.Errorf("remove stale socket %s: %w", path, err)
+		}
+	}
+	old := unix.Umask(0o177)
+	l, err := net.Listen("unix", path)
+	unix.Umask(old)
+	if err != nil {
+		return nil, fmt.Errorf("listen on %s: %w", path, err)
+	}
+	if err := os.Chmod(path, 0o600); err != nil {
+		l.Close()
+		return nil, fmt.Errorf("restrict socket %s: %w", path, err)
+	}
+	return l, nil
+}
+
+func kernelVersion() string {
+	var u unix.Utsname
+	if err := unix.Uname(&u); err != nil {
+		return ""
+	}
+	return unix.ByteSliceToString(u.Release[:])
+}
+
+func hostInfo(root string) engine.HostInfo {
+	name, _ := os.Hostname()
+	h := sha256.Sum256([]byte(name + "\x00" + root))
+	info := engine.HostInfo{
+		ID:              strings.ToUpper(hex.EncodeToString(h[:16])),
+		Name:            name,
+		OperatingSystem: osPrettyName(),
+		NCPU:            runtime.NumCPU(),
+		RootDir:         root,
+		CgroupVersion:   "2",
+	}
+	if cgroups.Detect() == cgroups.V1 {
+		info.CgroupVersion = "1"
+	}
+	var si unix.Sysinfo_t
+	if err := unix.Sysinfo(&si); err == nil {
+		info.MemTotal = int64(si.Totalram) * int64(si.Unit)
+	}
+	return info
+}
+
+// osPrettyName reads PRETTY_NAME from os-release.
+func osPrettyName() string {
+	f, err := os.Open("/etc/os-release")
+	if err != nil {
+		return "Linux"
+	}
+	defer f.Close()
+	sc := bufio.NewScanner(f)
+	for sc.Scan() {
+		if v, ok := strings.CutPrefix(sc.Text(), "PRETTY_NAME="); ok {
+			return strings.Trim(v, `"`)
+		}
+	}
+	return "Linux"
+}

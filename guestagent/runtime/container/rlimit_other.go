@@ -1,0 +1,7 @@
+//go:build !linux
+
+package container
+
+import specs "github.com/opencontainers/runtime-spec/specs-go"
+
+func fitRlimits(spec *specs.Spec) {}
