@@ -126,6 +126,44 @@ func mountsUnder(t *testing.T, dir string) []string {
 	return out
 }
 
+// containerCgroups lists container cgroups left below this process's own
+// cgroups (the agent, its child, places containers in <own>/berth/<id>).
+func containerCgroups(t *testing.T) []string {
+	t.Helper()
+	b, err := os.ReadFile("/proc/self/cgroup")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var left []string
+	for _, line := range strings.Split(strings.TrimSpace(string(b)), "\n") {
+		parts := strings.SplitN(line, ":", 3)
+		if len(parts) != 3 {
+			continue
+		}
+		var mounts []string
+		if parts[1] == "" { // cgroup v2: hybrid (unified/) or pure
+			mounts = []string{"/sys/fs/cgroup/unified", "/sys/fs/cgroup"}
+		} else {
+			for _, c := range strings.Split(strings.TrimPrefix(parts[1], "name="), ",") {
+				mounts = append(mounts, filepath.Join("/sys/fs/cgroup", c))
+			}
+		}
+		for _, m := range mounts {
+			base := filepath.Join(m, parts[2], "berth")
+			entries, err := os.ReadDir(base)
+			if err != nil {
+				continue
+			}
+			for _, e := range entries {
+				if e.IsDir() && len(e.Name()) == 64 {
+					left = append(left, filepath.Join(base, e.Name()))
+				}
+			}
+		}
+	}
+	return left
+}
+
 func newEnv(t *testing.T) *env {
 	t.Helper()
 	if os.Geteuid() != 0 {
@@ -182,6 +220,9 @@ func newEnv(t *testing.T) *env {
 		}
 		if m := mountsUnder(t, dir); len(m) > 0 {
 			t.Errorf("mounts left behind: %v", m)
+		}
+		if cg := containerCgroups(t); len(cg) > 0 {
+			t.Errorf("cgroups left behind: %v", cg)
 		}
 	})
 	waitFor(t, 15*time.Second, func() bool {
@@ -279,6 +320,11 @@ func testFlows(t *testing.T, which string) {
 	}
 	if out := e.ok(t, which, "ps"); !strings.Contains(out, " w\n") || !strings.Contains(out, "Up ") {
 		t.Fatalf("ps: %q", out)
+	}
+	// The check for leftover cgroups at cleanup is only meaningful if it
+	// finds the running container's.
+	if cg := containerCgroups(t); len(cg) == 0 {
+		t.Fatal("no cgroup found for the running container")
 	}
 	if out := e.ok(t, which, "exec", "w", "cat", "/etc/hostname"); out != id[:12]+"\n" {
 		t.Fatalf("exec hostname: %q, want %q", out, id[:12])
