@@ -346,6 +346,11 @@ func testFlows(t *testing.T, which string) {
 		t.Fatalf("logs --tail 1: %q", out)
 	}
 
+	// A terminal: the process sees a pty, output arrives raw (with \r\n).
+	if out := e.ok(t, which, "run", "--rm", "-t", ref, "tty"); out != "/dev/pts/0\r\n" {
+		t.Fatalf("run -t: %q", out)
+	}
+
 	r := e.cli(t, which, "piped data\n", "run", "-i", "--rm", ref, "sh", "-c", "cat; echo done")
 	if r.code != 0 || r.stdout != "piped data\ndone\n" {
 		t.Fatalf("run -i: %d %q", r.code, r.stdout)
