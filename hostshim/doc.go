@@ -1,3 +1,4 @@
-// Package hostshim holds the host half of berth: the instance store, the hostagent supervisor, the SSH
-// transport to the guest agent (package transport), port forwarding, the host API socket and file sharing.
+// Package hostshim holds the host half of berth: the instance store (instance), the hostagent process
+// (hostagent), the SSH transport to the guest agent (transport), port forwarding (portfwd), the host API
+// socket (apisocket) and process bookkeeping (daemon). See README.md.
 package hostshim

@@ -13,6 +13,7 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"regexp"
 	"runtime"
 	"strconv"
 	"strings"
@@ -27,6 +28,7 @@ import (
 	"github.com/berth-dev/berth/guestagent/cgroups"
 	"github.com/berth-dev/berth/guestagent/engine"
 	"github.com/berth-dev/berth/guestagent/image"
+	"github.com/berth-dev/berth/guestagent/network"
 	"github.com/berth-dev/berth/guestagent/runtime/container"
 	"github.com/berth-dev/berth/guestagent/sshserver"
 )
@@ -42,6 +44,10 @@ func init() {
 			&cli.StringFlag{Name: "ssh-listen", Usage: "also serve the host's SSH transport on unix:PATH, tcp:ADDR or vsock:PORT"},
 			&cli.StringFlag{Name: "ssh-host-key", Usage: "PEM private host key of the SSH transport (given by the host, which pins it)"},
 			&cli.StringFlag{Name: "ssh-authorized-keys", Usage: "authorized_keys file: the only client keys the SSH transport accepts"},
+			&cli.BoolFlag{Name: "bridge", Usage: "create bridges, veths and nftables rules for container networks even when the agent " +
+				"shares the network namespace of PID 1 (the host's). By default the agent networks containers only when it is " +
+				"network-isolated (PID 1 of a VM, or in a network namespace of its own, as the native driver starts it); " +
+				"otherwise every container gets an empty namespace with loopback only and /networks answers 503"},
 		},
 		Action: serve,
 	})
@@ -65,14 +71,28 @@ func serve(c *cli.Context) error {
 		return err
 	}
 	defer store.Close()
-	mgr, err := container.Open(container.Options{
+	nets := openNetwork(c.Context, filepath.Join(root, "network"), c.Bool("bridge"), log.With("component", "network"))
+	if nets != nil {
+		// Closing stops the DNS servers; bridges and endpoints stay for the
+		// containers that keep running.
+		defer nets.Close()
+	}
+	opts := container.Options{
 		Root:    filepath.Join(root, "containers"),
 		RunRoot: runRoot,
 		Images:  store,
 		Logger:  log.With("component", "containers"),
-	})
+	}
+	if nets != nil {
+		opts.Network = nets
+	}
+	mgr, err := container.Open(opts)
 	if err != nil {
 		return err
+	}
+	var containers engine.ContainerService = mgr
+	if nets != nil {
+		containers = networkedContainers{Manager: mgr, nets: nets}
 	}
 	// Closing the manager leaves containers running under their shims; the
 	// next serve finds them again.
@@ -83,7 +103,7 @@ func serve(c *cli.Context) error {
 		Commit:        commit,
 		KernelVersion: kernelVersion(),
 		Images:        store,
-		Containers:    mgr,
+		Containers:    containers,
 		Host:          hostInfo(root),
 		Logger:        log.With("component", "engine"),
 	})
@@ -124,6 +144,105 @@ func serve(c *cli.Context) error {
 		return fmt.Errorf("shut down: %w", err)
 	}
 	return nil
+}
+
+// networkedContainers is the container manager together with the network
+// manager it attaches containers with; the engine serves /networks from it.
+type networkedContainers struct {
+	*container.Manager
+	nets *network.Manager
+}
+
+// Networks implements engine.NetworkProvider.
+func (n networkedContainers) Networks() engine.NetworkService { return n.nets }
+
+var _ engine.NetworkProvider = networkedContainers{}
+
+// openNetwork opens the network manager when the agent may create bridges
+// (see bridgeAllowed); nil means containers get loopback-only namespaces.
+func openNetwork(ctx context.Context, root string, force bool, log *slog.Logger) *network.Manager {
+	sameNS, err := sharesInitNetNS()
+	ok, why := bridgeAllowed(force, os.Getpid() == 1 || initIsThisBinary(), sameNS, err, onlyOwnLinks())
+	if !ok {
+		log.Warn("container networking disabled: containers get a network namespace with loopback only; "+
+			"start the agent with --bridge to create bridges and nftables rules in this namespace anyway", "reason", why)
+		return nil
+	}
+	m, err := network.Open(ctx, network.Config{Root: root, Logger: log})
+	if err != nil {
+		log.Error("container networking disabled: containers get a network namespace with loopback only", "err", err)
+		return nil
+	}
+	log.Info("container networking enabled", "reason", why, "state", root)
+	return m
+}
+
+// bridgeAllowed decides whether the agent may program bridges and nftables:
+// when forced, when it is berth's VM init (PID 1, or a child of a PID 1
+// running this same binary, as sysinit runs the engine), or when its network namespace
+// is not PID 1's (the native driver's fresh namespace). An agent run by hand
+// on a host shares the host's namespace and must leave it alone. When PID
+// 1's namespace cannot be inspected (a sandbox hiding it), a namespace whose
+// only links are loopback and berth's own counts as the agent's.
+func bridgeAllowed(force, berthInit, sameNSAsInit bool, nsErr error, ownLinksOnly bool) (bool, string) {
+	switch {
+	case force:
+		return true, "--bridge given"
+	case berthInit:
+		return true, "the agent is, or runs under, berth's init (PID 1)"
+	case nsErr != nil && ownLinksOnly:
+		return true, fmt.Sprintf("the namespace has no links but loopback and berth's (PID 1's is not comparable: %v)", nsErr)
+	case nsErr != nil:
+		return false, fmt.Sprintf("cannot compare the network namespace with PID 1's (%v) and it has links berth did not make", nsErr)
+	case sameNSAsInit:
+		return false, "the agent shares PID 1's (the host's) network namespace"
+	}
+	return true, "the agent has a network namespace of its own"
+}
+
+// berthLink matches the links the network package makes: loopback, the
+// default bridge, user-defined bridges (br-<12 hex>) and veths (veth<11 hex>).
+var berthLink = regexp.MustCompile(`^(lo|` + regexp.QuoteMeta(network.DefaultBridgeName) + `|br-[0-9a-f]{12}|veth[0-9a-f]{11})$`)
+
+// onlyOwnLinks reports whether every link of the agent's namespace is
+// loopback or one berth makes: a fresh namespace (or one a previous agent
+// populated), not a host's.
+func onlyOwnLinks() bool {
+	links, err := netlink.LinkList()
+	if err != nil {
+		return false
+	}
+	for _, l := range links {
+		if !berthLink.MatchString(l.Attrs().Name) {
+			return false
+		}
+	}
+	return true
+}
+
+// initIsThisBinary reports whether PID 1 runs this executable: berth's VM
+// init, which starts the engine as its child.
+func initIsThisBinary() bool {
+	self, err := os.Stat("/proc/self/exe")
+	if err != nil {
+		return false
+	}
+	init, err := os.Stat("/proc/1/exe")
+	return err == nil && os.SameFile(self, init)
+}
+
+// sharesInitNetNS reports whether this process is in PID 1's network
+// namespace.
+func sharesInitNetNS() (bool, error) {
+	self, err := os.Stat("/proc/self/ns/net")
+	if err != nil {
+		return false, err
+	}
+	init, err := os.Stat("/proc/1/ns/net")
+	if err != nil {
+		return false, err
+	}
+	return os.SameFile(self, init), nil
 }
 
 func loopbackUp() error {

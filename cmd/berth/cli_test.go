@@ -322,7 +322,7 @@ func TestProgressPrinter(t *testing.T) {
 }
 
 func TestInstanceHost(t *testing.T) {
-	if got := instanceHost("/home/u", "default"); got != "unix:///home/u/.berth/default/docker.sock" {
+	if got := instanceHost("/home/u/.berth", "default"); got != "unix:///home/u/.berth/default/docker.sock" {
 		t.Fatal(got)
 	}
 }

@@ -4,11 +4,12 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"os"
 	"path/filepath"
 
 	"github.com/moby/moby/client"
 	"github.com/urfave/cli/v2"
+
+	"github.com/berth-dev/berth/hostshim/instance"
 )
 
 // globalFlags choose the engine the container commands talk to.
@@ -27,16 +28,16 @@ func engineHost(c *cli.Context) (string, error) {
 	if h := c.String("host"); h != "" {
 		return h, nil
 	}
-	home, err := os.UserHomeDir()
+	home, err := instance.Home()
 	if err != nil {
 		return "", fmt.Errorf("locate the instance socket: %w", err)
 	}
 	return instanceHost(home, c.String("instance")), nil
 }
 
-// instanceHost is the docker.sock of instance under home.
-func instanceHost(home, instance string) string {
-	return "unix://" + filepath.ToSlash(filepath.Join(home, ".berth", instance, "docker.sock"))
+// instanceHost is the docker.sock of instance in the berth home (~/.berth).
+func instanceHost(berthHome, name string) string {
+	return "unix://" + filepath.ToSlash(filepath.Join(berthHome, name, "docker.sock"))
 }
 
 // engineClient returns a client for the resolved engine, negotiating the API

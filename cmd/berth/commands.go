@@ -10,5 +10,6 @@ func commands() []*cli.Command {
 	cmds = append(cmds, runCommands()...)
 	cmds = append(cmds, containerCommands()...)
 	cmds = append(cmds, imageCommands()...)
+	cmds = withInstanceCommands(cmds)
 	return cmds
 }

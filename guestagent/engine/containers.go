@@ -63,6 +63,7 @@ func (s *Server) containerRoutes(mux *http.ServeMux) {
 	s.handle(mux, "HEAD /containers/{id}/archive", s.headContainerArchive)
 	s.handle(mux, "GET /containers/{id}/archive", s.getContainerArchive)
 	s.handle(mux, "PUT /containers/{id}/archive", s.putContainerArchive)
+	s.networkRoutes(mux)
 }
 
 // noSuchContainer words a not-found error as dockerd does.
@@ -92,6 +93,7 @@ func (s *Server) postContainersCreate(w http.ResponseWriter, r *http.Request) er
 	if err != nil {
 		return err
 	}
+	s.emitConnects(c)
 	if warnings == nil {
 		warnings = []string{}
 	}
@@ -188,6 +190,22 @@ func createOptions(name string, req ctypes.CreateRequest) (container.CreateOptio
 			warnings = append(warnings, "device mappings are not supported by berth and were ignored")
 		}
 	}
+	if nc := req.NetworkingConfig; nc != nil && len(nc.EndpointsConfig) > 0 {
+		opts.Networks = map[string]container.EndpointConfig{}
+		for name, es := range nc.EndpointsConfig {
+			var ec container.EndpointConfig
+			if es != nil {
+				ec.Aliases = es.Aliases
+				if es.IPAMConfig != nil {
+					if es.IPAMConfig.IPv6Address.IsValid() {
+						return container.CreateOptions{}, nil, invalidf("IPv6 addresses are not supported by berth")
+					}
+					ec.IPv4Address = es.IPAMConfig.IPv4Address
+				}
+			}
+			opts.Networks[name] = ec
+		}
+	}
 	return opts, warnings, nil
 }
 
@@ -234,6 +252,7 @@ func summarize(c *container.Container) ctypes.Summary {
 		Mounts:  []ctypes.MountPoint{},
 	}
 	sum.HostConfig.NetworkMode = networkMode(c)
+	sum.NetworkSettings = &ctypes.NetworkSettingsSummary{Networks: containerNetworks(c)}
 	return sum
 }
 
@@ -257,14 +276,22 @@ func portSummaries(c *container.Container) []ctypes.PortSummary {
 				if hp, err := strconv.Atoi(b.HostPort); err == nil {
 					ps.PublicPort = uint16(hp)
 				}
-				if ip, err := netip.ParseAddr(b.HostIP); err == nil {
-					ps.IP = ip
-				}
+				ps.IP = publishAddr(b.HostIP)
 			}
 			out = append(out, ps)
 		}
 	}
 	return out
+}
+
+// publishAddr is the host address a port is published on: the one the -p
+// gave, else 127.0.0.1, where berth publishes by default (not dockerd's
+// 0.0.0.0).
+func publishAddr(hostIP string) netip.Addr {
+	if ip, err := netip.ParseAddr(hostIP); err == nil {
+		return ip
+	}
+	return netip.AddrFrom4([4]byte{127, 0, 0, 1})
 }
 
 // statusText is docker ps' STATUS column: "Up 5 minutes", "Exited (3) 2
@@ -370,7 +397,7 @@ func (s *Server) inspectContainer(c *container.Container) ctypes.InspectResponse
 			}
 			hc.PortBindings[p] = append(hc.PortBindings[p], pb)
 			if st.Running {
-				ports[p] = append(ports[p], pb)
+				ports[p] = append(ports[p], network.PortBinding{HostIP: publishAddr(b.HostIP), HostPort: b.HostPort})
 			}
 		}
 	}
@@ -424,8 +451,16 @@ func (s *Server) inspectContainer(c *container.Container) ctypes.InspectResponse
 			Image:        c.ImageName,
 			ExposedPorts: exposed,
 		},
-		NetworkSettings: &ctypes.NetworkSettings{Ports: ports, Networks: map[string]*network.EndpointSettings{}},
+		NetworkSettings: inspectNetworkSettings(c, ports),
 	}
+}
+
+func inspectNetworkSettings(c *container.Container, ports network.PortMap) *ctypes.NetworkSettings {
+	ns := &ctypes.NetworkSettings{Ports: ports, Networks: containerNetworks(c)}
+	if c.NetNSPath != "" {
+		ns.SandboxID, ns.SandboxKey = sandboxID(c.ID), c.NetNSPath
+	}
+	return ns
 }
 
 func (s *Server) postContainerStart(w http.ResponseWriter, r *http.Request) error {

@@ -7,6 +7,7 @@ import (
 	"net/http"
 
 	"github.com/berth-dev/berth/guestagent/image"
+	"github.com/berth-dev/berth/guestagent/network"
 	"github.com/berth-dev/berth/guestagent/runtime/container"
 )
 
@@ -128,10 +129,11 @@ type errorResponse struct {
 // backends, so their errors reach clients with dockerd's status codes.
 func backendClasses() *classes {
 	c := *defaultClasses
-	c.notFound = append(c.notFound[:len(c.notFound):len(c.notFound)], image.ErrNotFound, container.ErrNotFound)
-	c.conflict = append(c.conflict[:len(c.conflict):len(c.conflict)], image.ErrInUse, image.ErrConflict, container.ErrConflict, container.ErrNotRunning)
-	c.invalid = append(c.invalid[:len(c.invalid):len(c.invalid)], image.ErrInvalid, image.ErrAmbiguous, container.ErrInvalid)
-	c.unavailable = append(c.unavailable[:len(c.unavailable):len(c.unavailable)], container.ErrNotSupported)
+	c.notFound = append(c.notFound[:len(c.notFound):len(c.notFound)], image.ErrNotFound, container.ErrNotFound, network.ErrNotFound)
+	c.conflict = append(c.conflict[:len(c.conflict):len(c.conflict)], image.ErrInUse, image.ErrConflict, container.ErrConflict, container.ErrNotRunning, network.ErrExists, network.ErrInUse)
+	c.invalid = append(c.invalid[:len(c.invalid):len(c.invalid)], image.ErrInvalid, image.ErrAmbiguous, container.ErrInvalid, network.ErrInvalid, network.ErrOverlap)
+	c.unavailable = append(c.unavailable[:len(c.unavailable):len(c.unavailable)], container.ErrNotSupported, network.ErrUnsupported, network.ErrClosed)
+	c.forbidden = append(c.forbidden[:len(c.forbidden):len(c.forbidden)], network.ErrPredefined)
 	return &c
 }
 

@@ -1,7 +1,6 @@
 package sshserver
 
 import (
-	"bufio"
 	"net"
 	"sync"
 )
@@ -11,15 +10,26 @@ import (
 // transfer costs several syscalls per packet and encryption waits for each write. bufConn reads ahead into
 // a large buffer and hands writes to a flusher goroutine that writes whatever has queued in one syscall,
 // overlapping the next packet's encryption with the previous packet's write.
+//
+// Reading never waits for the application: a reader goroutine drains the socket as fast as it can. x/crypto's
+// read loop itself writes (a channel-close reply) and blocks when the write side is congested; if both ends
+// stopped reading while congested, both read loops would wait on writes that the other end no longer reads:
+// a deadlock under full-duplex load with many channels. What the reader holds is bounded by the SSH channel
+// windows this end granted.
 
 const (
 	streamReadBuf   = 256 << 10
+	streamMinRead   = 16 << 10
 	streamMaxQueued = 1 << 20 // writers block beyond this (backpressure)
 )
 
 type bufConn struct {
 	net.Conn
-	r *bufio.Reader
+
+	rmu   sync.Mutex
+	rcond sync.Cond
+	rq    [][]byte // received, not yet read
+	rerr  error    // the reader's final error
 
 	mu      sync.Mutex
 	cond    sync.Cond
@@ -29,13 +39,57 @@ type bufConn struct {
 }
 
 func newBufConn(c net.Conn) *bufConn {
-	b := &bufConn{Conn: c, r: bufio.NewReaderSize(c, streamReadBuf)}
+	b := &bufConn{Conn: c}
 	b.cond.L = &b.mu
+	b.rcond.L = &b.rmu
 	go b.flush()
+	go b.read()
 	return b
 }
 
-func (b *bufConn) Read(p []byte) (int, error) { return b.r.Read(p) }
+func (b *bufConn) read() {
+	var slab []byte
+	for {
+		if len(slab) < streamMinRead {
+			slab = make([]byte, streamReadBuf)
+		}
+		n, err := b.Conn.Read(slab)
+		b.rmu.Lock()
+		if n > 0 {
+			b.rq = append(b.rq, slab[:n:n])
+			slab = slab[n:]
+		}
+		if err != nil {
+			b.rerr = err
+		}
+		b.rcond.Broadcast()
+		b.rmu.Unlock()
+		if err != nil {
+			return
+		}
+	}
+}
+
+func (b *bufConn) Read(p []byte) (int, error) {
+	b.rmu.Lock()
+	defer b.rmu.Unlock()
+	for len(b.rq) == 0 && b.rerr == nil {
+		b.rcond.Wait()
+	}
+	if len(b.rq) == 0 {
+		return 0, b.rerr
+	}
+	n := 0
+	for n < len(p) && len(b.rq) > 0 {
+		c := copy(p[n:], b.rq[0])
+		n += c
+		if b.rq[0] = b.rq[0][c:]; len(b.rq[0]) == 0 {
+			b.rq[0] = nil
+			b.rq = b.rq[1:]
+		}
+	}
+	return n, nil
+}
 
 // Write queues p and returns; a failure of the underlying write is reported by a later Write.
 func (b *bufConn) Write(p []byte) (int, error) {

@@ -337,7 +337,8 @@ func (s *Server) handle(c net.Conn) {
 	defer bc.Close()
 	sc, chans, reqs, err := ssh.NewServerConn(bc, s.ssh)
 	if err != nil {
-		log.Info("ssh handshake failed", "err", err)
+		// Readiness probes connect and hang up: not worth more than debug.
+		log.Debug("ssh handshake failed", "err", err)
 		return
 	}
 	_ = c.SetDeadline(time.Time{})

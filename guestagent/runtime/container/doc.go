@@ -26,6 +26,17 @@
 // to the shims of running containers, so restarting the agent loses neither a
 // container nor an exit code.
 //
+// Networking: with a network manager (Options.Network), a container on the
+// default bridge, a user-defined network or "none" gets a persistent network
+// namespace, RunRoot/netns/<id> (a bind mount), attached to its networks at
+// create: the address, the veth and the hosts and resolv.conf files stay
+// across stop and start and are made again at the next start when the
+// namespace is gone (a reboot of the agent's machine). "host" shares the
+// agent's namespace, "container:<id>" joins another container's. Remove
+// (and a failed create) detaches every endpoint and deletes the namespace.
+// Without a network manager every container but a "host" one gets a fresh,
+// empty namespace at each start.
+//
 // Restart policies (no, always, unless-stopped, on-failure[:max]) are applied
 // by the manager with Docker's backoff: 100 ms doubling up to a minute, reset
 // after a run of 10 s. An explicit stop (or kill with the stop signal)

@@ -42,6 +42,12 @@ type Options struct {
 	// ResolvConf and Hosts are the agent's files containers' ones derive
 	// from; defaults /etc/resolv.conf and /etc/hosts.
 	ResolvConf, Hosts string
+	// Network connects containers to networks (usually a
+	// *network.Manager). With one, every container but a "host" one gets a
+	// persistent namespace (RunRoot/netns/<id>) attached to its networks,
+	// kept across stop and start; nil gives each container a fresh, empty
+	// namespace at every start.
+	Network Network
 }
 
 // imageStore is what the manager needs of the image store.
@@ -73,6 +79,7 @@ type deps struct {
 	mounter  rootfsMounter
 	launcher shimLauncher
 	now      func() time.Time
+	netns    netnsOps // zero: network.NewNetNS, DeleteNetNS and an nsfs check
 }
 
 // Manager manages containers. It is safe for concurrent use.
@@ -83,6 +90,8 @@ type Manager struct {
 	hosts         string
 	log           *slog.Logger
 	d             deps
+	net           Network  // nil: no network manager
+	nsops         netnsOps // persistent network namespaces
 
 	ctx    context.Context // ends at Close: bounds monitors
 	cancel context.CancelFunc
@@ -149,7 +158,7 @@ func open(opts Options, d deps) (*Manager, error) {
 	m := &Manager{
 		root: opts.Root, runRoot: opts.RunRoot,
 		cgroupParent: opts.CgroupParent, resolvConf: opts.ResolvConf, hosts: opts.Hosts,
-		log: opts.Logger, d: d,
+		log: opts.Logger, d: d, net: opts.Network, nsops: d.netns,
 		byID: map[string]*ctr{}, names: map[string]string{}, subs: map[chan Event]struct{}{},
 	}
 	if m.log == nil {
@@ -163,6 +172,9 @@ func open(opts Options, d deps) (*Manager, error) {
 	}
 	if m.hosts == "" {
 		m.hosts = "/etc/hosts"
+	}
+	if m.nsops.create == nil {
+		m.nsops = defaultNetNSOps
 	}
 	for _, dir := range []string{m.root, m.runRoot} {
 		if err := os.MkdirAll(dir, 0o711); err != nil {
@@ -448,7 +460,7 @@ func (m *Manager) Create(ctx context.Context, opts CreateOptions) (*Container, e
 	if err := validateRestartPolicy(hc.RestartPolicy, hc.AutoRemove); err != nil {
 		return nil, fmt.Errorf("create container: %w", err)
 	}
-	netns, err := networkNamespace(hc.NetworkMode)
+	plan, err := planNetwork(hc.NetworkMode, opts.Networks, m.net != nil)
 	if err != nil {
 		return nil, fmt.Errorf("create container: %w", err)
 	}
@@ -500,7 +512,16 @@ func (m *Manager) Create(ctx context.Context, opts CreateOptions) (*Container, e
 	m.names[name] = id
 	m.mu.Unlock()
 
-	rec, err := m.createFiles(ctx, id, name, img, opts, binds, netns)
+	if plan.kind == netJoin {
+		if plan.join, err = m.joinTarget(plan.join); err != nil {
+			m.mu.Lock()
+			delete(m.names, name)
+			m.mu.Unlock()
+			return nil, fmt.Errorf("create container: %w", err)
+		}
+		opts.HostConfig.NetworkMode = "container:" + plan.join
+	}
+	rec, err := m.createFiles(ctx, id, name, img, opts, binds, plan)
 	if err != nil {
 		m.mu.Lock()
 		delete(m.names, name)
@@ -519,7 +540,7 @@ func (m *Manager) Create(ctx context.Context, opts CreateOptions) (*Container, e
 
 // createFiles makes the container directory, rootfs, /etc files and bundle;
 // on failure it leaves nothing behind.
-func (m *Manager) createFiles(ctx context.Context, id, name string, img *image.Image, opts CreateOptions, binds []specgen.Bind, netns string) (_ *Container, err error) {
+func (m *Manager) createFiles(ctx context.Context, id, name string, img *image.Image, opts CreateOptions, binds []specgen.Bind, plan netPlan) (_ *Container, err error) {
 	dir := m.dir(id)
 	rootfs := filepath.Join(dir, "rootfs")
 	rec := &Container{
@@ -550,13 +571,9 @@ func (m *Manager) createFiles(ctx context.Context, id, name string, img *image.I
 	if err := m.mountRootfs(ctx, rec); err != nil {
 		return nil, err
 	}
-	hostNet := opts.HostConfig.NetworkMode == "host"
-	hostResolv, _ := os.ReadFile(m.resolvConf)
-	hostHosts, _ := os.ReadFile(m.hosts)
-	files := map[string][]byte{
-		rec.HostnamePath:   []byte(rec.Config.Hostname + "\n"),
-		rec.HostsPath:      hostsFile(rec.Config.Hostname, hostNet, hostHosts),
-		rec.ResolvConfPath: resolvConf(hostResolv, hostNet),
+	netns, files, err := m.createNetwork(ctx, rec, plan)
+	if err != nil {
+		return nil, fmt.Errorf("create container %s: %w", id, err)
 	}
 	for p, data := range files {
 		if err := os.WriteFile(p, data, 0o644); err != nil {
@@ -603,6 +620,14 @@ func (m *Manager) createFiles(ctx context.Context, id, name string, img *image.I
 		return nil, fmt.Errorf("create container %s: %w", id, err)
 	}
 	fitRlimits(spec)
+	if plan.kind == netOwn && spec.Linux != nil && spec.Linux.Sysctl == nil {
+		// Docker's defaults for the container's own namespace, which specgen
+		// sets only for a namespace it creates.
+		spec.Linux.Sysctl = map[string]string{
+			"net.ipv4.ping_group_range":           "0 2147483647",
+			"net.ipv4.ip_unprivileged_port_start": "0",
+		}
+	}
 	if spec.Process != nil && len(spec.Process.Args) > 0 {
 		rec.Path, rec.Args = spec.Process.Args[0], spec.Process.Args[1:]
 	}
@@ -641,8 +666,12 @@ func (m *Manager) mountRootfs(ctx context.Context, rec *Container) error {
 	return nil
 }
 
-// destroyFiles unmounts the rootfs and removes the container directory.
+// destroyFiles disconnects the container's network, unmounts the rootfs
+// and removes the container directory.
 func (m *Manager) destroyFiles(rec *Container) error {
+	if err := m.teardownNetwork(rec); err != nil {
+		return fmt.Errorf("remove container %s: %w", rec.ID, err)
+	}
 	dir := m.dir(rec.ID)
 	rootfs := filepath.Join(dir, "rootfs")
 	if err := m.d.mounter.Unmount(rootfs); err != nil {
@@ -706,6 +735,17 @@ func (m *Manager) start(ctx context.Context, c *ctr, policy bool) error {
 	dir := m.dir(id)
 	if err := m.mountRootfs(ctx, rec); err != nil {
 		return fail(err)
+	}
+	if changed, err := m.ensureNetwork(ctx, rec); err != nil {
+		return fail(err)
+	} else if changed {
+		if err := m.writeNetFiles(rec); err != nil {
+			return fail(err)
+		}
+		m.mu.Lock()
+		c.rec.NetNSPath, c.rec.Networks = rec.NetNSPath, rec.Networks
+		m.persistLocked(c)
+		m.mu.Unlock()
 	}
 	if err := os.Remove(filepath.Join(dir, shim.ExitFile)); err != nil && !errors.Is(err, fs.ErrNotExist) {
 		return fail(err)

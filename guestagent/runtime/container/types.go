@@ -4,7 +4,10 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net/netip"
 	"time"
+
+	"github.com/berth-dev/berth/guestagent/network"
 )
 
 // Sentinel errors; returned errors wrap exactly one of them (or another
@@ -56,6 +59,29 @@ type Container struct {
 	ResolvConfPath string `json:"resolvConfPath"`
 	// Rootfs is the mounted root filesystem (merged overlay dir).
 	Rootfs string `json:"rootfs"`
+	// NetNSPath is the container's own persistent network namespace (a
+	// bind mount made by network.NewNetNS), "" when it has none (host
+	// network, another container's namespace, or no network manager).
+	NetNSPath string `json:"netnsPath,omitempty"`
+	// Networks are the networks the container is connected to, by network
+	// name: what was asked for and, once attached, the endpoint.
+	Networks map[string]*NetworkAttachment `json:"networks,omitempty"`
+}
+
+// EndpointConfig are a container's settings on one network (docker run
+// --network-alias, --ip; docker network connect --alias, --ip).
+type EndpointConfig struct {
+	Aliases []string `json:"aliases,omitempty"`
+	// IPv4Address asks for a fixed address; zero allocates one.
+	IPv4Address netip.Addr `json:"ipv4Address,omitzero"`
+}
+
+// NetworkAttachment is a container's membership of one network.
+type NetworkAttachment struct {
+	Config EndpointConfig `json:"config"`
+	// Endpoint is the attachment as the network manager made it (address,
+	// gateway, MAC, interface); zero until attached.
+	Endpoint network.Endpoint `json:"endpoint"`
 }
 
 // Config is the container's Docker config (the image-independent part).
@@ -100,7 +126,7 @@ type HostConfig struct {
 	ShmSize        int64                    `json:"shmSize,omitempty"`
 	AutoRemove     bool                     `json:"autoRemove,omitempty"`
 	RestartPolicy  RestartPolicy            `json:"restartPolicy"`
-	NetworkMode    string                   `json:"networkMode,omitempty"` // "", "default", "bridge", "none", "host"
+	NetworkMode    string                   `json:"networkMode,omitempty"` // "", "default", "bridge", "none", "host", a network name, "container:<id>"
 	Privileged     bool                     `json:"privileged,omitempty"`
 	ReadonlyRootfs bool                     `json:"readonlyRootfs,omitempty"`
 	CapAdd         []string                 `json:"capAdd,omitempty"`
@@ -128,6 +154,11 @@ type CreateOptions struct {
 	Name       string // "" generates one; with or without the leading "/"
 	Config     Config
 	HostConfig HostConfig
+	// Networks are the endpoint settings by network name (Docker's
+	// NetworkingConfig.EndpointsConfig). The network of
+	// HostConfig.NetworkMode is always joined (first); further entries
+	// connect the container to more networks.
+	Networks map[string]EndpointConfig
 }
 
 // ExecOptions are the arguments of Exec.
