@@ -350,6 +350,10 @@ func (s *Server) handle(conn net.Conn) {
 			err = ErrNotRunning
 		} else {
 			err = s.Runtime.Kill(s.Config.ID, syscall.Signal(req.Signal), req.All)
+			// The container may exit between the check and the kill.
+			if errors.Is(err, libct.ErrNotRunning) || errors.Is(err, libct.ErrNotExist) {
+				err = ErrNotRunning
+			}
 		}
 	case OpResize:
 		err = s.resize(s.console, req.Height, req.Width)
