@@ -90,10 +90,6 @@ func serve(c *cli.Context) error {
 	if err != nil {
 		return err
 	}
-	var containers engine.ContainerService = mgr
-	if nets != nil {
-		containers = networkedContainers{Manager: mgr, nets: nets}
-	}
 	// Closing the manager leaves containers running under their shims; the
 	// next serve finds them again.
 	defer mgr.Close()
@@ -103,7 +99,8 @@ func serve(c *cli.Context) error {
 		Commit:        commit,
 		KernelVersion: kernelVersion(),
 		Images:        store,
-		Containers:    containers,
+		Containers:    mgr,
+		Networks:      networkService(nets),
 		Host:          hostInfo(root),
 		Logger:        log.With("component", "engine"),
 	})
@@ -146,17 +143,14 @@ func serve(c *cli.Context) error {
 	return nil
 }
 
-// networkedContainers is the container manager together with the network
-// manager it attaches containers with; the engine serves /networks from it.
-type networkedContainers struct {
-	*container.Manager
-	nets *network.Manager
+// networkService is nets as the engine's NetworkService, nil (not a typed
+// nil) when networking is off.
+func networkService(nets *network.Manager) engine.NetworkService {
+	if nets == nil {
+		return nil
+	}
+	return nets
 }
-
-// Networks implements engine.NetworkProvider.
-func (n networkedContainers) Networks() engine.NetworkService { return n.nets }
-
-var _ engine.NetworkProvider = networkedContainers{}
 
 // openNetwork opens the network manager when the agent may create bridges
 // (see bridgeAllowed); nil means containers get loopback-only namespaces.

@@ -32,14 +32,6 @@ type NetworkService interface {
 
 var _ NetworkService = (*berthnet.Manager)(nil)
 
-// NetworkProvider is an optional capability of a ContainerService whose
-// containers are networked: the engine serves /networks with the
-// NetworkService it returns. Without it (or when it returns nil) the network
-// endpoints answer 503.
-type NetworkProvider interface {
-	Networks() NetworkService
-}
-
 // NetworkConnector is an optional capability of a ContainerService that
 // connects containers to networks after their creation (docker network
 // connect and disconnect); *container.Manager implements it.
@@ -64,12 +56,10 @@ func (s *Server) networkRoutes(mux *http.ServeMux) {
 
 // networkService returns the network manager or errNoNetworks.
 func (s *Server) networkService() (NetworkService, error) {
-	if p, ok := s.containers.(NetworkProvider); ok {
-		if ns := p.Networks(); ns != nil {
-			return ns, nil
-		}
+	if s.networks == nil {
+		return nil, errNoNetworks
 	}
-	return nil, errNoNetworks
+	return s.networks, nil
 }
 
 // noSuchNetwork words a not-found error as dockerd does.

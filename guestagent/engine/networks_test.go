@@ -123,13 +123,6 @@ type netContainers struct {
 	connects []string // "container network aliases ip"
 }
 
-func (c *netContainers) Networks() NetworkService {
-	if c.nets == nil {
-		return nil
-	}
-	return c.nets
-}
-
 func (c *netContainers) ConnectNetwork(ctx context.Context, ref, net string, cfg container.EndpointConfig) (*container.Container, error) {
 	ctr, err := c.Get(ref)
 	if err != nil {
@@ -153,7 +146,11 @@ func (c *netContainers) DisconnectNetwork(ctx context.Context, ref, net string, 
 
 func newNetworkServer(t *testing.T, cs *netContainers) (*httptest.Server, *Server) {
 	t.Helper()
-	eng := New(Config{Version: "test", Images: newFakeImages(fakeImage("img", "img:latest")), Containers: cs})
+	cfg := Config{Version: "test", Images: newFakeImages(fakeImage("img", "img:latest")), Containers: cs}
+	if cs.nets != nil {
+		cfg.Networks = cs.nets
+	}
+	eng := New(cfg)
 	srv := httptest.NewServer(eng)
 	t.Cleanup(func() { srv.Close(); eng.Close() })
 	return srv, eng
@@ -388,7 +385,7 @@ func TestNetworksUnavailableWithoutManager(t *testing.T) {
 		"plain":    newFakeContainers(),
 		"nil nets": &netContainers{fakeContainers: newFakeContainers()},
 	} {
-		eng := New(Config{Version: "test", Containers: cs})
+		eng := New(Config{Version: "test", Containers: cs}) // no Networks
 		srv := httptest.NewServer(eng)
 		resp, out := do(t, "GET", srv.URL+"/networks", nil)
 		if resp.StatusCode != 503 || !strings.Contains(string(out), "--bridge") {

@@ -26,6 +26,9 @@ type Config struct {
 	// Containers is the container manager; nil leaves the container
 	// endpoints answering 503.
 	Containers ContainerService
+	// Networks is the network manager; nil (an agent that may not create
+	// bridges) leaves the /networks endpoints answering 503.
+	Networks NetworkService
 	// Host describes the machine for /info.
 	Host HostInfo
 }
@@ -38,6 +41,7 @@ type Server struct {
 	handler                 http.Handler
 	images                  ImageService
 	containers              ContainerService
+	networks                NetworkService
 	host                    HostInfo
 	events                  *eventHub
 	stopEvents              context.CancelFunc
@@ -56,6 +60,7 @@ func New(cfg Config) *Server {
 		classes:    backendClasses(),
 		images:     cfg.Images,
 		containers: cfg.Containers,
+		networks:   cfg.Networks,
 		host:       cfg.Host,
 		events:     newEventHub(),
 		execs:      map[string]*execState{},
