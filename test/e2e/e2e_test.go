@@ -19,6 +19,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/berth-dev/berth/guestagent/cgroups/cgroupstest"
 	"github.com/berth-dev/berth/guestagent/image/imagetest"
 )
 
@@ -169,6 +170,17 @@ func newEnv(t *testing.T) *env {
 	if os.Geteuid() != 0 {
 		t.Skip("needs root: runs containers")
 	}
+	// The agent places containers in <own cgroup>/berth/<id>: a parent this
+	// test creates goes again at the end.
+	restore, err := cgroupstest.Guard("berth")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		if err := restore(); err != nil {
+			t.Error(err)
+		}
+	})
 	dir := t.TempDir()
 	e := &env{dir: dir, socket: filepath.Join(dir, "run", "docker.sock"), root: filepath.Join(dir, "root")}
 	e.agent = build(t, dir, "./cmd/berth-agent", "berth-agent", "CGO_ENABLED=0")
