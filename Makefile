@@ -3,13 +3,17 @@
 GO        ?= go
 VERSION   ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 COMMIT    ?= $(shell git rev-parse --short HEAD 2>/dev/null || echo unknown)
+# Expand once: a commit during a long `make dist` must not change the version mid-way.
+VERSION   := $(VERSION)
+COMMIT    := $(COMMIT)
 LDFLAGS   := -s -w -X main.version=$(VERSION) -X main.commit=$(COMMIT)
 BIN       := bin
 DIST      := dist
 GOARCHES  := amd64 arm64
 HOSTOSES  := linux darwin windows
+VMCACHE   ?= $(HOME)/.cache/berth-vmimage
 
-.PHONY: help build agent test test-unit test-root test-cross test-vm bench lint dist demo clean
+.PHONY: help build agent test test-unit test-root test-cross test-vm bench lint dist installers test-installers demo clean
 
 help: ## list the targets
 	@awk 'BEGIN{FS=":.*## "} /^[a-z-]+:.*## /{printf "  %-12s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -54,7 +58,7 @@ lint: ## gofmt and go vet
 	if [ -n "$$out" ]; then echo "not gofmt-formatted:"; echo "$$out"; exit 1; fi
 	$(GO) vet ./...
 
-dist: ## release archives for every OS/arch plus SHA256SUMS in dist/
+dist: agent ## release archives for every OS/arch, the VM images (dist/vm/ARCH) plus SHA256SUMS in dist/
 	@rm -rf $(DIST) && mkdir -p $(DIST)
 	@set -e; for os in $(HOSTOSES); do for a in $(GOARCHES); do \
 		ext=; [ $$os = windows ] && ext=.exe; d=$(DIST)/berth-$(VERSION)-$$os-$$a; mkdir -p $$d; \
@@ -62,7 +66,19 @@ dist: ## release archives for every OS/arch plus SHA256SUMS in dist/
 		CGO_ENABLED=0 GOOS=linux GOARCH=$$a $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $$d/berth-agent ./cmd/berth-agent; \
 		tar -C $(DIST) -czf $$d.tar.gz $$(basename $$d); rm -rf $$d; \
 	done; done
+	@set -e; for a in $(GOARCHES); do \
+		$(GO) run ./cmd/berth-vmimage build --arch $$a --agent $(BIN)/linux-$$a/berth-agent --cache $(VMCACHE) --out $(DIST)/vm/$$a; \
+		tar -C $(DIST)/vm -czf $(DIST)/berth-vm-$(VERSION)-$$a.tar.gz $$a; \
+	done
 	cd $(DIST) && sha256sum *.tar.gz > SHA256SUMS && cat SHA256SUMS
+
+installers: ## deb, rpm, signed Windows setup.exe, Homebrew formula from dist/ (run make dist first)
+	./installers/build.sh --dist $(DIST) --version $(VERSION)
+
+test-installers: ## installer checks (root): the .deb in a debootstrap chroot, the NSIS installer signed and verified
+	@[ "$$(id -u)" = 0 ] || { echo "test-installers needs root" >&2; exit 1; }
+	./installers/test/deb-chroot.sh
+	./installers/test/nsis.sh
 
 demo: ## start berth and serve a page from a container on a forwarded port
 	@echo "make demo: not yet — berth cannot boot its VM until the VM issue lands." >&2

@@ -3,6 +3,8 @@ package main
 import (
 	"context"
 	"fmt"
+	"os"
+	"path/filepath"
 	"runtime"
 	"time"
 
@@ -21,6 +23,12 @@ func versionCommand() *cli.Command {
 			fmt.Fprintf(w, " commit:     %s\n", commit)
 			fmt.Fprintf(w, " go:         %s\n", runtime.Version())
 			fmt.Fprintf(w, " os/arch:    %s/%s\n", runtime.GOOS, runtime.GOARCH)
+			if exe, err := os.Executable(); err == nil {
+				if r, err := filepath.EvalSymlinks(exe); err == nil {
+					exe = r
+				}
+				printVMImage(w, vmImageDirs(exe, runtime.GOARCH))
+			}
 			if c.Bool("client") {
 				return nil
 			}

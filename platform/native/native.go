@@ -128,7 +128,12 @@ func findAgent(explicit, env, exe, cwd string, exists func(string) bool) (string
 	}
 	var cands []string
 	if exe != "" {
-		cands = append(cands, filepath.Join(filepath.Dir(exe), "berth-agent"))
+		dir := filepath.Dir(exe)
+		cands = append(cands,
+			filepath.Join(dir, "berth-agent"),
+			filepath.Join(dir, "..", "lib", "berth", "berth-agent"), // deb/rpm: /usr/bin/berth → /usr/lib/berth/berth-agent
+			filepath.Join(dir, "..", "libexec", "berth-agent"),      // Homebrew: bin/berth → libexec/berth-agent
+		)
 	}
 	cands = append(cands, filepath.Join(cwd, "bin", "berth-agent"))
 	for _, c := range cands {

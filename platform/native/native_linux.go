@@ -9,6 +9,7 @@ import (
 	"net"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"strings"
 	"syscall"
 	"time"
@@ -119,6 +120,9 @@ func (d *Driver) Start(ctx context.Context) error {
 
 func (d *Driver) agentPath() (string, error) {
 	exe, _ := os.Executable()
+	if r, err := filepath.EvalSymlinks(exe); err == nil {
+		exe = r
+	}
 	cwd, _ := os.Getwd()
 	return findAgent(d.opts.AgentPath, os.Getenv(AgentEnv), exe, cwd, isFile)
 }
