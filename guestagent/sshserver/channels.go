@@ -8,12 +8,13 @@ import (
 	"path/filepath"
 	"strconv"
 
+	"github.com/berth-dev/berth/guestagent/sshwire"
 	"golang.org/x/crypto/ssh"
 )
 
 // streamLocal serves direct-streamlocal@openssh.com: a connection to one of the allowed unix sockets.
 func (s *Server) streamLocal(nc ssh.NewChannel, log *slog.Logger) {
-	var p streamLocalOpen
+	var p sshwire.StreamLocalOpen
 	if err := ssh.Unmarshal(nc.ExtraData(), &p); err != nil {
 		_ = nc.Reject(ssh.ConnectionFailed, "malformed direct-streamlocal payload")
 		return
@@ -38,7 +39,7 @@ func (s *Server) streamLocal(nc ssh.NewChannel, log *slog.Logger) {
 
 // directTCPIP serves direct-tcpip: a TCP connection dialled from the guest.
 func (s *Server) directTCPIP(nc ssh.NewChannel, log *slog.Logger) {
-	var p directTCPIPOpen
+	var p sshwire.DirectTCPIPOpen
 	if err := ssh.Unmarshal(nc.ExtraData(), &p); err != nil || p.Port > 65535 {
 		_ = nc.Reject(ssh.ConnectionFailed, "malformed direct-tcpip payload")
 		return

@@ -13,4 +13,7 @@
 //
 // Global "keepalive@openssh.com" requests are answered, and the server sends its own keepalives to drop dead
 // peers. [Server] follows net/http: Serve any [net.Listener], Shutdown(ctx), Close, [ErrServerClosed].
+//
+// The wire formats, cipher preferences, connection buffering, copy loop and keepalive loop are those of
+// package sshwire, which the host's client (hostshim/transport) shares.
 package sshserver

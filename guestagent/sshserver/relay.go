@@ -2,70 +2,24 @@ package sshserver
 
 import (
 	"context"
-	"io"
 	"net"
 	"sync"
 	"sync/atomic"
 	"time"
 
+	"github.com/berth-dev/berth/guestagent/sshwire"
 	"golang.org/x/crypto/ssh"
 )
 
-// relayBufSize is the copy buffer per direction: large reads from the socket let one Write fill several SSH
-// packets without another syscall.
-const relayBufSize = 256 << 10
-
 // drainTimeout bounds how long buffered channel data may wait for a slow target once the peer has closed.
 const drainTimeout = 30 * time.Second
-
-var bufPool = sync.Pool{New: func() any { b := make([]byte, relayBufSize); return &b }}
-
-// aLongTimeAgo is a deadline in the past, to unblock a pending Read.
-var aLongTimeAgo = time.Unix(1, 0)
-
-// copyBuf copies src to dst through buf until src reports EOF. It tells apart the read and the write side
-// of a failure, which io.CopyBuffer does not (and it always uses buf: no ReaderFrom/WriterTo detours).
-func copyBuf(dst io.Writer, src io.Reader, buf []byte) (rerr, werr error) {
-	for {
-		n, err := src.Read(buf)
-		if n > 0 {
-			w, err := dst.Write(buf[:n])
-			if err == nil && w != n {
-				err = io.ErrShortWrite
-			}
-			if err != nil {
-				return nil, err
-			}
-		}
-		if err == io.EOF {
-			return nil, nil
-		}
-		if err != nil {
-			return err, nil
-		}
-	}
-}
-
-// closeWrite half-closes c if it can.
-func closeWrite(c net.Conn) {
-	if cw, ok := c.(interface{ CloseWrite() error }); ok {
-		_ = cw.CloseWrite()
-	}
-}
 
 // relay copies between an accepted channel and a connection to its target until both directions end, then
 // closes both. EOF in one direction becomes a half-close on the other side (CloseWrite); a failure of the
 // target aborts both; the peer closing the channel (or the SSH connection dying) stops reading the target
 // but lets data already received drain into it. ctx ending aborts everything.
 func relay(ctx context.Context, ch ssh.Channel, reqs <-chan *ssh.Request, c net.Conn) {
-	var once sync.Once
-	abort := func() {
-		once.Do(func() {
-			c.Close()
-			ch.Close()
-		})
-	}
-	stop := context.AfterFunc(ctx, abort)
+	abort, stop := sshwire.Aborter(ctx, c, ch)
 	defer stop()
 
 	var peerGone atomic.Bool
@@ -77,7 +31,7 @@ func relay(ctx context.Context, ch ssh.Channel, reqs <-chan *ssh.Request, c net.
 			}
 		}
 		peerGone.Store(true)
-		_ = c.SetReadDeadline(aLongTimeAgo)
+		_ = sshwire.StopReads(c)
 		_ = c.SetWriteDeadline(time.Now().Add(drainTimeout))
 	}()
 
@@ -85,19 +39,15 @@ func relay(ctx context.Context, ch ssh.Channel, reqs <-chan *ssh.Request, c net.
 	wg.Add(2)
 	go func() { // channel → target
 		defer wg.Done()
-		buf := bufPool.Get().(*[]byte)
-		defer bufPool.Put(buf)
-		if _, werr := copyBuf(c, ch, *buf); werr != nil {
+		if _, werr := sshwire.Copy(c, ch); werr != nil {
 			abort()
 			return
 		}
-		closeWrite(c)
+		_ = sshwire.CloseWrite(c)
 	}()
 	go func() { // target → channel
 		defer wg.Done()
-		buf := bufPool.Get().(*[]byte)
-		defer bufPool.Put(buf)
-		rerr, werr := copyBuf(ch, c, *buf)
+		rerr, werr := sshwire.Copy(ch, c)
 		switch {
 		case rerr != nil && !peerGone.Load():
 			abort() // the target failed

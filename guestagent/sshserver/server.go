@@ -11,22 +11,20 @@ import (
 	"sync"
 	"time"
 
+	"github.com/berth-dev/berth/guestagent/sshwire"
 	"golang.org/x/crypto/ssh"
 )
 
-// ChannelUDP is the custom channel type carrying UDP datagrams. The open payload is (string host, uint32 port);
-// every datagram in either direction is a 2-byte big-endian length followed by that many bytes.
-const ChannelUDP = "berth-udp@berth.dev"
-
-// Channel types of OpenSSH handled by the server.
+// Channel and request names the server handles; the wire formats are sshwire's.
 const (
-	ChannelStreamLocal = "direct-streamlocal@openssh.com"
-	ChannelDirectTCPIP = "direct-tcpip"
-	ChannelSession     = "session"
+	// ChannelUDP is the custom channel type carrying UDP datagrams (sshwire.ChannelUDP).
+	ChannelUDP         = sshwire.ChannelUDP
+	ChannelStreamLocal = sshwire.ChannelStreamLocal
+	ChannelDirectTCPIP = sshwire.ChannelDirectTCPIP
+	ChannelSession     = sshwire.ChannelSession
+	// RequestKeepAlive is the global request both ends send to detect a dead link.
+	RequestKeepAlive = sshwire.RequestKeepAlive
 )
-
-// RequestKeepAlive is the global request both ends send to detect a dead link.
-const RequestKeepAlive = "keepalive@openssh.com"
 
 // Defaults for zero Config fields.
 const (
@@ -163,7 +161,7 @@ func serverConfig(hostKey ssh.Signer, authorized []ssh.PublicKey) *ssh.ServerCon
 		},
 		MaxAuthTries: 6,
 	}
-	c.Ciphers = ciphers(hasAESGCMHardware())
+	c.Ciphers = sshwire.Ciphers()
 	c.AddHostKey(hostKey)
 	return c
 }
@@ -175,15 +173,6 @@ func authorizedKey(keys [][]byte, key []byte) bool {
 		found |= subtle.ConstantTimeCompare(k, key)
 	}
 	return found == 1
-}
-
-// ciphers returns the cipher preference: AES-GCM first on hardware with AES and carry-less multiply (the
-// fastest secure choice there), ChaCha20-Poly1305 first otherwise. Both ends use the same list.
-func ciphers(aesHardware bool) []string {
-	if aesHardware {
-		return []string{ssh.CipherAES128GCM, ssh.CipherAES256GCM, ssh.CipherChaCha20Poly1305}
-	}
-	return []string{ssh.CipherChaCha20Poly1305, ssh.CipherAES128GCM, ssh.CipherAES256GCM}
 }
 
 // Serve accepts connections on l and serves each until it ends. It returns ErrServerClosed after Shutdown or
@@ -333,7 +322,7 @@ func (s *Server) doneConn(c net.Conn) {
 func (s *Server) handle(c net.Conn) {
 	log := s.log.With("remote", c.RemoteAddr().String())
 	_ = c.SetDeadline(time.Now().Add(s.cfg.HandshakeTimeout))
-	bc := newBufConn(c)
+	bc := sshwire.NewBufConn(c)
 	defer bc.Close()
 	sc, chans, reqs, err := ssh.NewServerConn(bc, s.ssh)
 	if err != nil {
@@ -380,36 +369,10 @@ func (s *Server) keepAlive(sc *ssh.ServerConn, done <-chan struct{}, log *slog.L
 	if s.cfg.KeepAlive < 0 {
 		return
 	}
-	t := time.NewTicker(s.cfg.KeepAlive)
-	defer t.Stop()
-	var pending chan struct{}
-	missed := 0
-	for {
-		select {
-		case <-t.C:
-		case <-done:
-			return
-		}
-		if pending != nil {
-			select {
-			case <-pending:
-				missed = 0
-			default:
-				missed++
-				if missed >= s.cfg.KeepAliveMax {
-					log.Warn("ssh peer missed keepalives; closing", "missed", missed)
-					sc.Close()
-					return
-				}
-				continue
-			}
-		}
-		p := make(chan struct{})
-		pending = p
-		go func() {
-			_, _, _ = sc.SendRequest(RequestKeepAlive, true, nil)
-			close(p) // an error means the connection is gone; done follows
-		}()
+	// A send error means the connection is gone; done follows.
+	if missed := sshwire.KeepAlive(sc, s.cfg.KeepAlive, s.cfg.KeepAliveMax, done, nil); missed > 0 {
+		log.Warn("ssh peer missed keepalives; closing", "missed", missed)
+		sc.Close()
 	}
 }
 

@@ -5,7 +5,6 @@ import (
 	"context"
 	"crypto/ed25519"
 	"crypto/rand"
-	"encoding/binary"
 	"errors"
 	"io"
 	"net"
@@ -17,6 +16,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/berth-dev/berth/guestagent/sshwire"
 	"github.com/mdlayher/vsock"
 	"golang.org/x/crypto/ssh"
 )
@@ -131,6 +131,38 @@ func echoServe(l net.Listener) {
 	}
 }
 
+// listenTCP listens on a free loopback port; the listener is closed when the test ends.
+func listenTCP(t *testing.T) net.Listener {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { l.Close() })
+	return l
+}
+
+// rejectReason is the reason the server gave for refusing a channel, or 0 if err is no refusal.
+func rejectReason(err error) ssh.RejectionReason {
+	var oce *ssh.OpenChannelError
+	if errors.As(err, &oce) {
+		return oce.Reason
+	}
+	return 0
+}
+
+// expectEcho sends msg on conn and checks that it comes back.
+func expectEcho(t *testing.T, conn net.Conn, msg string) {
+	t.Helper()
+	if _, err := conn.Write([]byte(msg)); err != nil {
+		t.Fatalf("write to echo: %v", err)
+	}
+	buf := make([]byte, len(msg))
+	if _, err := io.ReadFull(conn, buf); err != nil || string(buf) != msg {
+		t.Fatalf("echo = %q, %v; want %q", buf, err, msg)
+	}
+}
+
 func TestNewValidates(t *testing.T) {
 	if _, err := New(Config{}); !errors.Is(err, ErrInvalidConfig) {
 		t.Fatalf("New(empty) = %v, want ErrInvalidConfig", err)
@@ -144,15 +176,6 @@ func TestAuthorizedKey(t *testing.T) {
 	a, b := newSigner(t).PublicKey().Marshal(), newSigner(t).PublicKey().Marshal()
 	if !authorizedKey([][]byte{a, b}, b) || authorizedKey([][]byte{a}, b) || authorizedKey(nil, a) {
 		t.Fatal("authorizedKey gives wrong answers")
-	}
-}
-
-func TestCiphers(t *testing.T) {
-	if got := ciphers(true)[0]; got != ssh.CipherAES128GCM {
-		t.Errorf("with AES hardware first cipher = %s", got)
-	}
-	if got := ciphers(false)[0]; got != ssh.CipherChaCha20Poly1305 {
-		t.Errorf("without AES hardware first cipher = %s", got)
 	}
 }
 
@@ -180,13 +203,7 @@ func TestStreamLocal(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer conn.Close()
-	if _, err := conn.Write([]byte("ping")); err != nil {
-		t.Fatal(err)
-	}
-	buf := make([]byte, 4)
-	if _, err := io.ReadFull(conn, buf); err != nil || string(buf) != "ping" {
-		t.Fatalf("echo = %q, %v", buf, err)
-	}
+	expectEcho(t, conn, "ping")
 
 	other := filepath.Join(filepath.Dir(f.echoSock), "other.sock")
 	ol, err := net.Listen("unix", other)
@@ -195,9 +212,7 @@ func TestStreamLocal(t *testing.T) {
 	}
 	defer ol.Close()
 	for _, p := range []string{other, "/run/docker.sock", f.echoSock + "/../" + filepath.Base(other)} {
-		_, err := c.Dial("unix", p)
-		var oce *ssh.OpenChannelError
-		if !errors.As(err, &oce) || oce.Reason != ssh.Prohibited {
+		if _, err := c.Dial("unix", p); rejectReason(err) != ssh.Prohibited {
 			t.Errorf("streamlocal to %s = %v, want Prohibited", p, err)
 		}
 	}
@@ -206,11 +221,7 @@ func TestStreamLocal(t *testing.T) {
 func TestDirectTCPIP(t *testing.T) {
 	f := startServer(t, nil)
 	c := f.client(t)
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
+	l := listenTCP(t)
 	go echoServe(l)
 	conn, err := c.Dial("tcp", l.Addr().String())
 	if err != nil {
@@ -228,9 +239,7 @@ func TestDirectTCPIP(t *testing.T) {
 	closed, _ := net.Listen("tcp", "127.0.0.1:0")
 	addr := closed.Addr().String()
 	closed.Close()
-	_, err = c.Dial("tcp", addr)
-	var oce *ssh.OpenChannelError
-	if !errors.As(err, &oce) || oce.Reason != ssh.ConnectionFailed {
+	if _, err := c.Dial("tcp", addr); rejectReason(err) != ssh.ConnectionFailed {
 		t.Fatalf("dial closed port = %v, want ConnectionFailed", err)
 	}
 }
@@ -239,11 +248,7 @@ func TestDirectTCPIP(t *testing.T) {
 func TestHalfClose(t *testing.T) {
 	f := startServer(t, nil)
 	c := f.client(t)
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
+	l := listenTCP(t)
 	// The target reads everything to EOF, then answers with the byte count and closes.
 	go func() {
 		tc, err := l.Accept()
@@ -274,9 +279,7 @@ func TestHalfClose(t *testing.T) {
 func TestUnknownChannelRejected(t *testing.T) {
 	f := startServer(t, nil)
 	c := f.client(t)
-	_, _, err := c.OpenChannel("x-unknown@example.com", nil)
-	var oce *ssh.OpenChannelError
-	if !errors.As(err, &oce) || oce.Reason != ssh.UnknownChannelType {
+	if _, _, err := c.OpenChannel("x-unknown@example.com", nil); rejectReason(err) != ssh.UnknownChannelType {
 		t.Fatalf("open unknown = %v", err)
 	}
 }
@@ -345,19 +348,18 @@ func TestUDP(t *testing.T) {
 		}
 	}()
 	port := pc.LocalAddr().(*net.UDPAddr).Port
-	ch, reqs, err := c.OpenChannel(ChannelUDP, ssh.Marshal(udpOpen{Host: "127.0.0.1", Port: uint32(port)}))
+	ch, reqs, err := c.OpenChannel(ChannelUDP, ssh.Marshal(sshwire.UDPOpen{Host: "127.0.0.1", Port: uint32(port)}))
 	if err != nil {
 		t.Fatal(err)
 	}
 	go ssh.DiscardRequests(reqs)
 	defer ch.Close()
 	for _, msg := range []string{"a", "hello", strings.Repeat("x", 60000)} {
-		frame := binary.BigEndian.AppendUint16(nil, uint16(len(msg)))
-		if _, err := ch.Write(append(frame, msg...)); err != nil {
+		if _, err := ch.Write(sshwire.AppendDatagram(nil, []byte(msg))); err != nil {
 			t.Fatal(err)
 		}
-		buf := make([]byte, maxDatagram)
-		n, err := readFrame(ch, buf)
+		buf := make([]byte, sshwire.MaxDatagram)
+		n, err := sshwire.ReadDatagram(ch, buf)
 		if err != nil || string(buf[:n]) != "re:"+msg {
 			t.Fatalf("datagram %.10q: got %.10q, %v", msg, buf[:n], err)
 		}
@@ -369,106 +371,6 @@ func TestUDP(t *testing.T) {
 	case <-done:
 	case <-time.After(5 * time.Second):
 		t.Fatal("idle UDP channel not closed")
-	}
-}
-
-func TestSessionExec(t *testing.T) {
-	if runtime.GOOS == "windows" {
-		t.Skip("needs /bin/sh")
-	}
-	f := startServer(t, nil)
-	c := f.client(t)
-
-	s, err := c.NewSession()
-	if err != nil {
-		t.Fatal(err)
-	}
-	s.Stdin = strings.NewReader("from stdin")
-	if err := s.Setenv("BERTH_X", "42"); err != nil {
-		t.Fatal(err)
-	}
-	var out, errb bytes.Buffer
-	s.Stdout, s.Stderr = &out, &errb
-	err = s.Run(`cat; echo " $BERTH_X"; echo oops >&2; exit 7`)
-	var ee *ssh.ExitError
-	if !errors.As(err, &ee) || ee.ExitStatus() != 7 {
-		t.Fatalf("Run = %v, want exit status 7", err)
-	}
-	if out.String() != "from stdin 42\n" || errb.String() != "oops\n" {
-		t.Fatalf("stdout %q stderr %q", out.String(), errb.String())
-	}
-
-	s, err = c.NewSession()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := s.Run("true"); err != nil {
-		t.Fatalf("Run(true) = %v", err)
-	}
-
-	// Killed by a signal: exit-signal.
-	s, err = c.NewSession()
-	if err != nil {
-		t.Fatal(err)
-	}
-	err = s.Run("kill -TERM $$")
-	if !errors.As(err, &ee) || ee.Signal() != "TERM" {
-		t.Fatalf("Run(kill) = %v, want signal TERM", err)
-	}
-}
-
-func TestSessionPTY(t *testing.T) {
-	if runtime.GOOS == "windows" {
-		t.Skip("no pty")
-	}
-	f := startServer(t, nil)
-	c := f.client(t)
-	s, err := c.NewSession()
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer s.Close()
-	if err := s.RequestPty("xterm", 40, 100, ssh.TerminalModes{}); err != nil {
-		t.Fatal(err)
-	}
-	var out bytes.Buffer
-	s.Stdout = &out
-	if err := s.Run(`stty size; echo "$TERM"; test -t 0`); err != nil {
-		t.Fatalf("Run = %v (output %q)", err, out.String())
-	}
-	if got := strings.ReplaceAll(out.String(), "\r", ""); got != "40 100\nxterm\n" {
-		t.Fatalf("pty output %q", got)
-	}
-}
-
-func TestSessionSignal(t *testing.T) {
-	if runtime.GOOS == "windows" {
-		t.Skip("needs /bin/sh")
-	}
-	f := startServer(t, nil)
-	c := f.client(t)
-	s, err := c.NewSession()
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer s.Close()
-	stdout, err := s.StdoutPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := s.Start("echo ready; exec sleep 30"); err != nil {
-		t.Fatal(err)
-	}
-	buf := make([]byte, 6)
-	if _, err := io.ReadFull(stdout, buf); err != nil {
-		t.Fatal(err)
-	}
-	if err := s.Signal(ssh.SIGKILL); err != nil {
-		t.Fatal(err)
-	}
-	var ee *ssh.ExitError
-	if err := s.Wait(); !errors.As(err, &ee) || ee.Signal() != "KILL" {
-		t.Fatalf("Wait = %v, want signal KILL", err)
 	}
 }
 
@@ -515,7 +417,7 @@ func TestServeConn(t *testing.T) {
 	done := make(chan error, 1)
 	go func() { done <- f.srv.ServeConn(a) }()
 	// net.Pipe is unbuffered and both ends send their version line first: buffer the client side.
-	cc, chans, reqs, err := ssh.NewClientConn(bufferedConn(b), "", &ssh.ClientConfig{
+	cc, chans, reqs, err := ssh.NewClientConn(sshwire.NewBufConn(b), "", &ssh.ClientConfig{
 		User: "berth", Auth: []ssh.AuthMethod{ssh.PublicKeys(f.userKey)},
 		HostKeyCallback: ssh.FixedHostKey(f.hostKey.PublicKey()),
 	})
@@ -527,47 +429,11 @@ func TestServeConn(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	_, _ = conn.Write([]byte("pipe"))
-	buf := make([]byte, 4)
-	if _, err := io.ReadFull(conn, buf); err != nil || string(buf) != "pipe" {
-		t.Fatalf("echo over net.Pipe = %q, %v", buf, err)
-	}
+	expectEcho(t, conn, "pipe")
 	c.Close()
 	if err := <-done; err != nil {
 		t.Fatalf("ServeConn = %v", err)
 	}
-}
-
-// bufferedConn decouples writes from the peer's reads with a queue.
-func bufferedConn(c net.Conn) net.Conn {
-	q := make(chan []byte, 1024)
-	go func() {
-		for b := range q {
-			if _, err := c.Write(b); err != nil {
-				break
-			}
-		}
-	}()
-	return &qconn{Conn: c, q: q}
-}
-
-type qconn struct {
-	net.Conn
-	q      chan []byte
-	closed bool
-}
-
-func (c *qconn) Write(b []byte) (int, error) {
-	c.q <- bytes.Clone(b)
-	return len(b), nil
-}
-
-func (c *qconn) Close() error {
-	if !c.closed {
-		c.closed = true
-		close(c.q)
-	}
-	return c.Conn.Close()
 }
 
 func TestListenUnixModes(t *testing.T) {

@@ -2,9 +2,7 @@ package sshserver
 
 import (
 	"context"
-	"encoding/binary"
 	"errors"
-	"io"
 	"log/slog"
 	"net"
 	"strconv"
@@ -13,16 +11,14 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/berth-dev/berth/guestagent/sshwire"
 	"golang.org/x/crypto/ssh"
 )
-
-// maxDatagram is the largest datagram a frame can carry (its length is a uint16).
-const maxDatagram = 1<<16 - 1
 
 // udp serves ChannelUDP: datagrams framed on the channel, exchanged with a connected UDP socket to the
 // target, until either side closes or nothing moves for UDPIdleTimeout.
 func (s *Server) udp(nc ssh.NewChannel, log *slog.Logger) {
-	var p udpOpen
+	var p sshwire.UDPOpen
 	if err := ssh.Unmarshal(nc.ExtraData(), &p); err != nil || p.Port > 65535 {
 		_ = nc.Reject(ssh.ConnectionFailed, "malformed udp payload")
 		return
@@ -46,14 +42,7 @@ func (s *Server) udp(nc ssh.NewChannel, log *slog.Logger) {
 
 // relayUDP moves datagrams between ch (framed) and c until one side ends, ctx ends or the flow is idle.
 func relayUDP(ctx context.Context, ch ssh.Channel, reqs <-chan *ssh.Request, c net.Conn, idle time.Duration) {
-	var once sync.Once
-	abort := func() {
-		once.Do(func() {
-			c.Close()
-			ch.Close()
-		})
-	}
-	stop := context.AfterFunc(ctx, abort)
+	abort, stop := sshwire.Aborter(ctx, c, ch)
 	defer stop()
 	go func() {
 		for r := range reqs {
@@ -71,9 +60,9 @@ func relayUDP(ctx context.Context, ch ssh.Channel, reqs <-chan *ssh.Request, c n
 	go func() { // channel → target
 		defer wg.Done()
 		defer abort()
-		buf := make([]byte, maxDatagram)
+		buf := make([]byte, sshwire.MaxDatagram)
 		for {
-			n, err := readFrame(ch, buf)
+			n, err := sshwire.ReadDatagram(ch, buf)
 			if err != nil {
 				return
 			}
@@ -86,14 +75,15 @@ func relayUDP(ctx context.Context, ch ssh.Channel, reqs <-chan *ssh.Request, c n
 	go func() { // target → channel
 		defer wg.Done()
 		defer abort()
-		buf := make([]byte, 2+maxDatagram)
+		const hdr = sshwire.DatagramHeaderLen
+		buf := make([]byte, hdr+sshwire.MaxDatagram)
 		for {
 			deadline := time.Unix(0, last.Load()).Add(idle)
 			if !time.Now().Before(deadline) {
 				return // idle
 			}
 			_ = c.SetReadDeadline(deadline)
-			n, err := c.Read(buf[2:])
+			n, err := c.Read(buf[hdr:])
 			if err != nil {
 				var ne net.Error
 				if (errors.As(err, &ne) && ne.Timeout()) || errors.Is(err, syscall.ECONNREFUSED) {
@@ -102,24 +92,11 @@ func relayUDP(ctx context.Context, ch ssh.Channel, reqs <-chan *ssh.Request, c n
 				return
 			}
 			last.Store(time.Now().UnixNano())
-			binary.BigEndian.PutUint16(buf, uint16(n))
-			if _, err := ch.Write(buf[:2+n]); err != nil {
+			sshwire.PutDatagramHeader(buf, n)
+			if _, err := ch.Write(buf[:hdr+n]); err != nil {
 				return
 			}
 		}
 	}()
 	wg.Wait()
-}
-
-// readFrame reads one length-prefixed datagram into buf and returns its length.
-func readFrame(r io.Reader, buf []byte) (int, error) {
-	var hdr [2]byte
-	if _, err := io.ReadFull(r, hdr[:]); err != nil {
-		return 0, err
-	}
-	n := int(binary.BigEndian.Uint16(hdr[:]))
-	if _, err := io.ReadFull(r, buf[:n]); err != nil {
-		return 0, err
-	}
-	return n, nil
 }

@@ -1,27 +1,8 @@
 package sshserver
 
-// Payloads of channel opens and channel requests (RFC 4254, OpenSSH PROTOCOL), decoded with ssh.Unmarshal.
-
-// streamLocalOpen is the direct-streamlocal@openssh.com open payload.
-type streamLocalOpen struct {
-	SocketPath string
-	Reserved0  string
-	Reserved1  uint32
-}
-
-// directTCPIPOpen is the direct-tcpip open payload.
-type directTCPIPOpen struct {
-	Host       string
-	Port       uint32
-	OriginHost string
-	OriginPort uint32
-}
-
-// udpOpen is the ChannelUDP open payload.
-type udpOpen struct {
-	Host string
-	Port uint32
-}
+// Payloads of session channel requests (RFC 4254, section 6), read with ssh.Unmarshal and written with
+// ssh.Marshal. Only the server handles them (the host uses x/crypto's ssh.Session); the payloads of channel
+// opens, which both ends use, are sshwire's.
 
 type ptyRequest struct {
 	Term    string

@@ -11,33 +11,20 @@ import (
 // bytes arrived.
 func sinkServer(b *testing.B) string {
 	b.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		b.Fatal(err)
-	}
-	b.Cleanup(func() { l.Close() })
-	go func() {
+	l := listenTCP(b)
+	go serveConns(l, func(c net.Conn) {
+		buf := make([]byte, 256<<10)
 		for {
-			c, err := l.Accept()
+			_, err := c.Read(buf)
+			if err == io.EOF {
+				c.Write([]byte{1})
+				return
+			}
 			if err != nil {
 				return
 			}
-			go func() {
-				defer c.Close()
-				buf := make([]byte, 256<<10)
-				for {
-					_, err := c.Read(buf)
-					if err == io.EOF {
-						c.Write([]byte{1})
-						return
-					}
-					if err != nil {
-						return
-					}
-				}
-			}()
 		}
-	}()
+	})
 	return l.Addr().String()
 }
 
@@ -67,10 +54,7 @@ func BenchmarkForwardThroughput(b *testing.B) {
 	const size = 1 << 30
 	sink := sinkServer(b)
 	forward := func(b *testing.B, dial func(ctx context.Context) (net.Conn, error)) string {
-		l, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			b.Fatal(err)
-		}
+		l := listenTCP(b)
 		ctx, cancel := context.WithCancel(context.Background())
 		done := make(chan struct{})
 		go func() { Forward(ctx, l, dial); close(done) }()

@@ -13,18 +13,13 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/berth-dev/berth/guestagent/sshwire"
 	"golang.org/x/crypto/ssh"
 )
 
-// Channel and request names shared with the agent's SSH server (guestagent/sshserver).
-const (
-	// ChannelUDP carries UDP datagrams: open payload (string host, uint32 port); every datagram either way is
-	// a 2-byte big-endian length followed by the bytes.
-	ChannelUDP         = "berth-udp@berth.dev"
-	channelStreamLocal = "direct-streamlocal@openssh.com"
-	channelDirectTCPIP = "direct-tcpip"
-	requestKeepAlive   = "keepalive@openssh.com"
-)
+// ChannelUDP carries UDP datagrams (sshwire.ChannelUDP): open payload (string host, uint32 port); every
+// datagram either way is a 2-byte big-endian length followed by the bytes.
+const ChannelUDP = sshwire.ChannelUDP
 
 // Defaults for zero Config fields.
 const (
@@ -282,7 +277,7 @@ func (c *Client) dial() (*link, error) {
 	stop := context.AfterFunc(ctx, func() { conn.Close() })
 	var mismatch atomic.Pointer[error]
 	cfg := c.clientConfig(func(err error) { mismatch.Store(&err) })
-	bc := newBufConn(conn)
+	bc := sshwire.NewBufConn(conn)
 	sc, chans, reqs, err := ssh.NewClientConn(bc, "berth-agent", cfg)
 	if !stop() && err == nil {
 		sc.Close()
@@ -320,7 +315,7 @@ func (c *Client) clientConfig(onMismatch func(error)) *ssh.ClientConfig {
 		},
 		HostKeyAlgorithms: hostKeyAlgorithms(c.cfg.HostKey.Type()),
 	}
-	cfg.Ciphers = ciphers(hasAESGCMHardware())
+	cfg.Ciphers = sshwire.Ciphers()
 	return cfg
 }
 
@@ -330,15 +325,6 @@ func hostKeyAlgorithms(keyType string) []string {
 		return []string{ssh.KeyAlgoRSASHA512, ssh.KeyAlgoRSASHA256}
 	}
 	return []string{keyType}
-}
-
-// ciphers returns the cipher preference: AES-GCM first on hardware with AES and carry-less multiply (the
-// fastest secure choice there), ChaCha20-Poly1305 first otherwise. The client's order decides.
-func ciphers(aesHardware bool) []string {
-	if aesHardware {
-		return []string{ssh.CipherAES128GCM, ssh.CipherAES256GCM, ssh.CipherChaCha20Poly1305}
-	}
-	return []string{ssh.CipherChaCha20Poly1305, ssh.CipherAES128GCM, ssh.CipherAES256GCM}
 }
 
 // watch waits for l to end, then starts reconnecting in the background.
@@ -378,36 +364,8 @@ func (c *Client) keepAlive(l *link) {
 	if c.cfg.KeepAlive < 0 {
 		return
 	}
-	t := time.NewTicker(c.cfg.KeepAlive)
-	defer t.Stop()
-	var pending chan struct{}
-	missed := 0
-	for {
-		select {
-		case <-t.C:
-		case <-l.done:
-			return
-		}
-		if pending != nil {
-			select {
-			case <-pending:
-				missed = 0
-			default:
-				if missed++; missed >= c.cfg.KeepAliveMax {
-					l.kill(fmt.Errorf("%w: %d unanswered", ErrKeepAliveTimeout, missed))
-					return
-				}
-				continue
-			}
-		}
-		p := make(chan struct{})
-		pending = p
-		go func() {
-			defer close(p)
-			if _, _, err := l.c.SendRequest(requestKeepAlive, true, nil); err != nil {
-				l.kill(err)
-			}
-		}()
+	if missed := sshwire.KeepAlive(l.c, c.cfg.KeepAlive, c.cfg.KeepAliveMax, l.done, l.kill); missed > 0 {
+		l.kill(fmt.Errorf("%w: %d unanswered", ErrKeepAliveTimeout, missed))
 	}
 }
 
@@ -462,12 +420,8 @@ func openChannel(ctx context.Context, sc *ssh.Client, typ string, payload []byte
 // DialStreamLocal connects to the unix socket path inside the guest (direct-streamlocal@openssh.com). The
 // returned net.Conn is a *Conn.
 func (c *Client) DialStreamLocal(ctx context.Context, path string) (net.Conn, error) {
-	payload := ssh.Marshal(struct {
-		Path      string
-		Reserved0 string
-		Reserved1 uint32
-	}{Path: path})
-	ch, reqs, err := c.open(ctx, channelStreamLocal, payload)
+	payload := ssh.Marshal(sshwire.StreamLocalOpen{SocketPath: path})
+	ch, reqs, err := c.open(ctx, sshwire.ChannelStreamLocal, payload)
 	if err != nil {
 		return nil, fmt.Errorf("dial guest unix %s: %w", path, err)
 	}
@@ -481,13 +435,8 @@ func (c *Client) DialTCP(ctx context.Context, addr string) (net.Conn, error) {
 	if err != nil {
 		return nil, fmt.Errorf("dial guest tcp %s: %w", addr, err)
 	}
-	payload := ssh.Marshal(struct {
-		Host       string
-		Port       uint32
-		OriginHost string
-		OriginPort uint32
-	}{Host: host, Port: port, OriginHost: "127.0.0.1"})
-	ch, reqs, err := c.open(ctx, channelDirectTCPIP, payload)
+	payload := ssh.Marshal(sshwire.DirectTCPIPOpen{Host: host, Port: port, OriginHost: "127.0.0.1"})
+	ch, reqs, err := c.open(ctx, sshwire.ChannelDirectTCPIP, payload)
 	if err != nil {
 		return nil, fmt.Errorf("dial guest tcp %s: %w", addr, err)
 	}
@@ -501,11 +450,8 @@ func (c *Client) DialUDP(ctx context.Context, addr string) (net.Conn, error) {
 	if err != nil {
 		return nil, fmt.Errorf("dial guest udp %s: %w", addr, err)
 	}
-	payload := ssh.Marshal(struct {
-		Host string
-		Port uint32
-	}{host, port})
-	ch, reqs, err := c.open(ctx, ChannelUDP, payload)
+	payload := ssh.Marshal(sshwire.UDPOpen{Host: host, Port: port})
+	ch, reqs, err := c.open(ctx, sshwire.ChannelUDP, payload)
 	if err != nil {
 		return nil, fmt.Errorf("dial guest udp %s: %w", addr, err)
 	}

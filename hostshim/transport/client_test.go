@@ -122,18 +122,8 @@ func TestStreamLocal(t *testing.T) {
 	a := startAgent(t, nil)
 	c := a.client(t, nil)
 	ctx := context.Background()
-	conn, err := c.DialStreamLocal(ctx, a.echoSock)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close()
-	if _, err := conn.Write([]byte("engine")); err != nil {
-		t.Fatal(err)
-	}
-	buf := make([]byte, 6)
-	if _, err := io.ReadFull(conn, buf); err != nil || string(buf) != "engine" {
-		t.Fatalf("echo = %q, %v", buf, err)
-	}
+	conn := a.dialEcho(t, c)
+	expectEcho(t, conn, "engine")
 	if _, err := c.DialStreamLocal(ctx, "/etc/passwd"); !errors.Is(err, ErrRejected) {
 		t.Fatalf("disallowed path = %v, want ErrRejected", err)
 	}
@@ -152,11 +142,7 @@ func TestDialTCPHalfClose(t *testing.T) {
 	ctx := context.Background()
 
 	// The target reads to EOF and then answers with the byte count.
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
+	l := listenTCP(t)
 	go func() {
 		tc, err := l.Accept()
 		if err != nil {
@@ -263,12 +249,7 @@ func TestSessionExitStatus(t *testing.T) {
 func TestReconnectAfterCut(t *testing.T) {
 	a := startAgent(t, nil)
 	c := a.client(t, nil)
-	ctx := context.Background()
-	conn, err := c.DialStreamLocal(ctx, a.echoSock)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close()
+	conn := a.dialEcho(t, c)
 	if a.l.cut() != 1 {
 		t.Fatal("expected one agent connection")
 	}
@@ -280,16 +261,7 @@ func TestReconnectAfterCut(t *testing.T) {
 	if _, err := io.ReadAll(conn); err != nil {
 		t.Fatalf("read after link loss = %v", err)
 	}
-	conn2, err := c.DialStreamLocal(ctx, a.echoSock)
-	if err != nil {
-		t.Fatalf("dial after cut = %v", err)
-	}
-	defer conn2.Close()
-	conn2.Write([]byte("again"))
-	buf := make([]byte, 5)
-	if _, err := io.ReadFull(conn2, buf); err != nil || string(buf) != "again" {
-		t.Fatalf("echo after reconnect = %q, %v", buf, err)
-	}
+	expectEcho(t, a.dialEcho(t, c), "again")
 	if n := a.l.accepted(); n != 1 {
 		t.Fatalf("agent accepted %d connections since the cut, want 1", n)
 	}
@@ -298,7 +270,7 @@ func TestReconnectAfterCut(t *testing.T) {
 	}
 	// Sessions reconnect the same way.
 	a.l.cut()
-	s, err := c.Session(ctx)
+	s, err := c.Session(context.Background())
 	if err != nil {
 		t.Fatalf("session after cut = %v", err)
 	}
@@ -381,12 +353,7 @@ func TestKeepAliveDetectsStall(t *testing.T) {
 		c.KeepAlive = 30 * time.Millisecond
 		c.KeepAliveMax = 3
 	})
-	ctx := context.Background()
-	conn, err := c.DialStreamLocal(ctx, a.echoSock)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close()
+	conn := a.dialEcho(t, c)
 	start := time.Now()
 	p.frozen.Store(true)
 	conn.Write([]byte("x")) // the proxy swallows the link from the next byte on
@@ -397,16 +364,7 @@ func TestKeepAliveDetectsStall(t *testing.T) {
 	}
 	t.Logf("stall detected after %v", time.Since(start))
 	p.frozen.Store(false)
-	conn2, err := c.DialStreamLocal(ctx, a.echoSock)
-	if err != nil {
-		t.Fatalf("dial after stall = %v", err)
-	}
-	defer conn2.Close()
-	conn2.Write([]byte("ok"))
-	buf := make([]byte, 2)
-	if _, err := io.ReadFull(conn2, buf); err != nil || string(buf) != "ok" {
-		t.Fatalf("echo after reconnect = %q, %v", buf, err)
-	}
+	expectEcho(t, a.dialEcho(t, c), "ok")
 }
 
 func TestReconnectBackoffAndClose(t *testing.T) {
@@ -442,10 +400,7 @@ func TestForwardManyConcurrent(t *testing.T) {
 	if err := c.Connect(ctx); err != nil {
 		t.Fatal(err)
 	}
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
+	l := listenTCP(t)
 	fwdDone := make(chan error, 1)
 	go func() {
 		fwdDone <- Forward(ctx, l, func(ctx context.Context) (net.Conn, error) { return c.DialTCP(ctx, target) })
@@ -515,10 +470,7 @@ func echoCheck(addr string, size, i int) error {
 // TestForwardRelay: Forward with a plain TCP dial keeps half-close and stops with ctx, closing open relays.
 func TestForwardRelay(t *testing.T) {
 	target := tcpEcho(t)
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
+	l := listenTCP(t)
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	done := make(chan error, 1)
@@ -552,7 +504,7 @@ func TestForwardRelay(t *testing.T) {
 	}
 
 	// A listener closed by its owner ends Forward with that error.
-	l2, _ := net.Listen("tcp", "127.0.0.1:0")
+	l2 := listenTCP(t)
 	go func() { done <- Forward(context.Background(), l2, nil) }()
 	l2.Close()
 	if err := <-done; !errors.Is(err, net.ErrClosed) {
@@ -568,10 +520,7 @@ func TestForwardKillMidTransfer(t *testing.T) {
 	target := tcpEcho(t)
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
+	l := listenTCP(t)
 	go Forward(ctx, l, func(ctx context.Context) (net.Conn, error) { return c.DialTCP(ctx, target) })
 
 	conn, err := net.Dial("tcp", l.Addr().String())
@@ -606,11 +555,7 @@ func TestForwardKillMidTransfer(t *testing.T) {
 // TestServerCloseEndsClientChannels: closing the agent's server ends every channel on the client side.
 func TestServerCloseEndsClientChannels(t *testing.T) {
 	a := startAgent(t, func(c *sshserver.Config) { c.KeepAlive = -1 })
-	c := a.client(t, nil)
-	conn, err := c.DialStreamLocal(context.Background(), a.echoSock)
-	if err != nil {
-		t.Fatal(err)
-	}
+	conn := a.dialEcho(t, a.client(t, nil))
 	a.srv.Close()
 	select {
 	case <-conn.(*Conn).Done():

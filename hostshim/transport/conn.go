@@ -1,7 +1,6 @@
 package transport
 
 import (
-	"encoding/binary"
 	"errors"
 	"fmt"
 	"io"
@@ -9,15 +8,13 @@ import (
 	"sync"
 	"time"
 
+	"github.com/berth-dev/berth/guestagent/sshwire"
 	"golang.org/x/crypto/ssh"
 )
 
 // errNoDeadline is returned by Conn's deadline setters: an SSH channel read cannot be interrupted without
 // closing the channel.
 var errNoDeadline = errors.New("transport: deadlines not supported on ssh channels")
-
-// maxDatagram is the largest datagram a ChannelUDP frame carries.
-const maxDatagram = 1<<16 - 1
 
 // Conn is a channel to the agent as a net.Conn. CloseWrite sends EOF (half-close); Done reports the peer
 // closing the channel or the SSH link dying. Deadlines are not supported.
@@ -80,41 +77,19 @@ type UDPConn struct {
 func (u *UDPConn) Read(b []byte) (int, error) {
 	u.rmu.Lock()
 	defer u.rmu.Unlock()
-	var hdr [2]byte
-	if _, err := io.ReadFull(u.Channel, hdr[:]); err != nil {
-		return 0, err
-	}
-	n := int(binary.BigEndian.Uint16(hdr[:]))
-	m := min(n, len(b))
-	if _, err := io.ReadFull(u.Channel, b[:m]); err != nil {
-		return 0, unexpectedEOF(err)
-	}
-	if n > m {
-		if _, err := io.CopyN(io.Discard, u.Channel, int64(n-m)); err != nil {
-			return 0, unexpectedEOF(err)
-		}
-	}
-	return m, nil
+	return sshwire.ReadDatagram(u.Channel, b)
 }
 
 // Write sends b as one datagram.
 func (u *UDPConn) Write(b []byte) (int, error) {
-	if len(b) > maxDatagram {
+	if len(b) > sshwire.MaxDatagram {
 		return 0, fmt.Errorf("udp write of %d bytes: %w", len(b), ErrDatagramTooLarge)
 	}
 	u.wmu.Lock()
 	defer u.wmu.Unlock()
-	u.wbuf = binary.BigEndian.AppendUint16(u.wbuf[:0], uint16(len(b)))
-	u.wbuf = append(u.wbuf, b...)
+	u.wbuf = sshwire.AppendDatagram(u.wbuf[:0], b)
 	if _, err := u.Channel.Write(u.wbuf); err != nil {
 		return 0, err
 	}
 	return len(b), nil
-}
-
-func unexpectedEOF(err error) error {
-	if err == io.EOF {
-		return io.ErrUnexpectedEOF
-	}
-	return err
 }

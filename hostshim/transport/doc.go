@@ -6,4 +6,7 @@
 // fails the handshake with [ErrHostKeyMismatch] before any channel is opened), sends keepalives, and
 // reconnects with jittered exponential backoff when the link dies. Its dial methods return connections that
 // support half-close. [Forward] is the relay engine of unix-socket and port forwards.
+//
+// The wire formats, cipher preferences, connection buffering, copy loop and keepalive loop are those of
+// package guestagent/sshwire, which the agent's server shares; it is the only guest package the host links.
 package transport

@@ -7,15 +7,9 @@ import (
 	"net"
 	"sync"
 	"sync/atomic"
-	"time"
+
+	"github.com/berth-dev/berth/guestagent/sshwire"
 )
-
-// relayBufSize is the copy buffer per direction.
-const relayBufSize = 256 << 10
-
-var bufPool = sync.Pool{New: func() any { b := make([]byte, relayBufSize); return &b }}
-
-var aLongTimeAgo = time.Unix(1, 0)
 
 // Forward accepts connections on l and relays each to a connection from dial, both ways, with half-close
 // (EOF one way becomes CloseWrite on the other side) and backpressure (a bounded buffer per direction). A
@@ -62,14 +56,7 @@ func Forward(ctx context.Context, l net.Listener, dial func(ctx context.Context)
 // *Conn) goes away, reading from the other side stops and data already received still drains. ctx ending
 // aborts both.
 func Relay(ctx context.Context, a, b net.Conn) {
-	var once sync.Once
-	abort := func() {
-		once.Do(func() {
-			a.Close()
-			b.Close()
-		})
-	}
-	stop := context.AfterFunc(ctx, abort)
+	abort, stop := sshwire.Aborter(ctx, a, b)
 	defer stop()
 
 	finished := make(chan struct{})
@@ -113,7 +100,7 @@ func watchGone(x net.Conn, gone *atomic.Bool, other net.Conn, abort func(), fini
 		gone.Store(true)
 		// Writes to other are not bounded: data x already received drains to a reader that may be slow
 		// (a paused pager); ctx bounds the relay.
-		if other.SetReadDeadline(aLongTimeAgo) != nil {
+		if sshwire.StopReads(other) != nil {
 			abort()
 		}
 	}()
@@ -125,45 +112,18 @@ func pump(dst, src net.Conn, dstGone *atomic.Bool, abort func()) {
 		// Two sockets: io.Copy lets the kernel splice, and any failure ends both directions.
 		if _, err := io.Copy(dst, src); err != nil {
 			abort()
-		} else if cw, ok := dst.(interface{ CloseWrite() error }); ok {
-			_ = cw.CloseWrite()
+		} else {
+			_ = sshwire.CloseWrite(dst)
 		}
 		return
 	}
-	buf := bufPool.Get().(*[]byte)
-	defer bufPool.Put(buf)
-	rerr, werr := copyBuf(dst, src, *buf)
+	rerr, werr := sshwire.Copy(dst, src)
 	switch {
 	case rerr != nil && !dstGone.Load():
 		abort() // src failed
 	case rerr != nil || werr != nil:
 		// dst is gone; the other direction decides when to finish.
 	default:
-		if cw, ok := dst.(interface{ CloseWrite() error }); ok {
-			_ = cw.CloseWrite()
-		}
-	}
-}
-
-// copyBuf copies src to dst through buf until src reports EOF, telling apart the read and write side of a
-// failure (and always using buf: no ReaderFrom/WriterTo detours).
-func copyBuf(dst io.Writer, src io.Reader, buf []byte) (rerr, werr error) {
-	for {
-		n, err := src.Read(buf)
-		if n > 0 {
-			w, err := dst.Write(buf[:n])
-			if err == nil && w != n {
-				err = io.ErrShortWrite
-			}
-			if err != nil {
-				return nil, err
-			}
-		}
-		if err == io.EOF {
-			return nil, nil
-		}
-		if err != nil {
-			return err, nil
-		}
+		_ = sshwire.CloseWrite(dst)
 	}
 }

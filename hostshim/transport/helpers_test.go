@@ -1,6 +1,7 @@
 package transport
 
 import (
+	"context"
 	"errors"
 	"io"
 	"net"
@@ -135,8 +136,43 @@ func (a *agent) client(t testing.TB, mod func(*Config)) *Client {
 	return c
 }
 
-// echoServe echoes every connection of l, half-closing after the client's EOF.
-func echoServe(l net.Listener) {
+// dialEcho opens a streamlocal channel from c to a's echo socket; it is closed when the test ends.
+func (a *agent) dialEcho(t testing.TB, c *Client) net.Conn {
+	t.Helper()
+	conn, err := c.DialStreamLocal(context.Background(), a.echoSock)
+	if err != nil {
+		t.Fatalf("dial echo socket: %v", err)
+	}
+	t.Cleanup(func() { conn.Close() })
+	return conn
+}
+
+// expectEcho sends msg on conn and checks that it comes back.
+func expectEcho(t testing.TB, conn net.Conn, msg string) {
+	t.Helper()
+	if _, err := conn.Write([]byte(msg)); err != nil {
+		t.Fatalf("write to echo: %v", err)
+	}
+	buf := make([]byte, len(msg))
+	if _, err := io.ReadFull(conn, buf); err != nil || string(buf) != msg {
+		t.Fatalf("echo = %q, %v; want %q", buf, err, msg)
+	}
+}
+
+// listenTCP listens on a free loopback port; the listener is closed when the test ends.
+func listenTCP(t testing.TB) net.Listener {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { l.Close() })
+	return l
+}
+
+// serveConns runs handle on every connection l accepts, each in its own goroutine and closed after it,
+// until l is closed.
+func serveConns(l net.Listener, handle func(net.Conn)) {
 	for {
 		c, err := l.Accept()
 		if err != nil {
@@ -144,23 +180,26 @@ func echoServe(l net.Listener) {
 		}
 		go func() {
 			defer c.Close()
-			buf := make([]byte, 64<<10)
-			_, _ = io.CopyBuffer(c, c, buf)
-			if cw, ok := c.(interface{ CloseWrite() error }); ok {
-				_ = cw.CloseWrite()
-			}
+			handle(c)
 		}()
 	}
+}
+
+// echoServe echoes every connection of l, half-closing after the client's EOF.
+func echoServe(l net.Listener) {
+	serveConns(l, func(c net.Conn) {
+		buf := make([]byte, 64<<10)
+		_, _ = io.CopyBuffer(c, c, buf)
+		if cw, ok := c.(interface{ CloseWrite() error }); ok {
+			_ = cw.CloseWrite()
+		}
+	})
 }
 
 // tcpEcho starts a TCP echo server on 127.0.0.1.
 func tcpEcho(t testing.TB) string {
 	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { l.Close() })
+	l := listenTCP(t)
 	go echoServe(l)
 	return l.Addr().String()
 }

@@ -1,4 +1,4 @@
-package transport
+package sshwire
 
 import (
 	"net"
@@ -7,7 +7,7 @@ import (
 
 // Buffering of the byte stream under SSH. x/crypto reads each packet with two small reads and writes each
 // packet (at most 32 KiB of channel data) with its own write under the connection's lock, so a bulk
-// transfer costs several syscalls per packet and encryption waits for each write. bufConn reads ahead into
+// transfer costs several syscalls per packet and encryption waits for each write. BufConn reads ahead into
 // a large buffer and hands writes to a flusher goroutine that writes whatever has queued in one syscall,
 // overlapping the next packet's encryption with the previous packet's write.
 //
@@ -23,7 +23,12 @@ const (
 	streamMaxQueued = 1 << 20 // writers block beyond this (backpressure)
 )
 
-type bufConn struct {
+// BufConn buffers the byte stream under an SSH connection: a reader goroutine reads ahead in large chunks
+// and a flusher goroutine writes whatever has queued in one syscall, with backpressure beyond 1 MiB (the
+// comment above explains why, and why reading never waits for the application). Hand NewBufConn's result
+// to ssh.NewServerConn or ssh.NewClientConn instead of the raw connection. Deadlines and addresses are the
+// underlying connection's.
+type BufConn struct {
 	net.Conn
 
 	rmu   sync.Mutex
@@ -38,8 +43,10 @@ type bufConn struct {
 	err     error  // sticky write error, or net.ErrClosed after Close
 }
 
-func newBufConn(c net.Conn) *bufConn {
-	b := &bufConn{Conn: c}
+// NewBufConn wraps c and starts its reader and flusher goroutines; they end when c fails or is closed, so
+// the caller must Close the BufConn.
+func NewBufConn(c net.Conn) *BufConn {
+	b := &BufConn{Conn: c}
 	b.cond.L = &b.mu
 	b.rcond.L = &b.rmu
 	go b.flush()
@@ -47,7 +54,7 @@ func newBufConn(c net.Conn) *bufConn {
 	return b
 }
 
-func (b *bufConn) read() {
+func (b *BufConn) read() {
 	var slab []byte
 	for {
 		if len(slab) < streamMinRead {
@@ -70,7 +77,7 @@ func (b *bufConn) read() {
 	}
 }
 
-func (b *bufConn) Read(p []byte) (int, error) {
+func (b *BufConn) Read(p []byte) (int, error) {
 	b.rmu.Lock()
 	defer b.rmu.Unlock()
 	for len(b.rq) == 0 && b.rerr == nil {
@@ -92,7 +99,7 @@ func (b *bufConn) Read(p []byte) (int, error) {
 }
 
 // Write queues p and returns; a failure of the underlying write is reported by a later Write.
-func (b *bufConn) Write(p []byte) (int, error) {
+func (b *BufConn) Write(p []byte) (int, error) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	for b.err == nil && len(b.queued) >= streamMaxQueued {
@@ -106,7 +113,7 @@ func (b *bufConn) Write(p []byte) (int, error) {
 	return len(p), nil
 }
 
-func (b *bufConn) flush() {
+func (b *BufConn) flush() {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	for {
@@ -132,7 +139,7 @@ func (b *bufConn) flush() {
 }
 
 // Close closes the connection; queued data that was not written yet is dropped.
-func (b *bufConn) Close() error {
+func (b *BufConn) Close() error {
 	b.mu.Lock()
 	if b.err == nil {
 		b.err = net.ErrClosed

@@ -1,4 +1,4 @@
-package transport
+package sshwire
 
 import (
 	"bytes"
@@ -11,7 +11,7 @@ import (
 
 func TestBufConn(t *testing.T) {
 	a, b := net.Pipe()
-	bc := newBufConn(a)
+	bc := NewBufConn(a)
 	// Writes return before the peer reads (net.Pipe alone would block) and arrive in order.
 	for _, s := range []string{"one ", "two ", "three"} {
 		if _, err := bc.Write([]byte(s)); err != nil {
