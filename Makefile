@@ -13,7 +13,7 @@ GOARCHES  := amd64 arm64
 HOSTOSES  := linux darwin windows
 VMCACHE   ?= $(HOME)/.cache/berth-vmimage
 
-.PHONY: help build agent test test-unit test-root test-cross test-vm bench lint dist installers test-installers demo clean
+.PHONY: help build agent test test-unit test-root test-cross test-vm bench lint dist installers test-installers test-lima demo clean
 
 help: ## list the targets
 	@awk 'BEGIN{FS=":.*## "} /^[a-z-]+:.*## /{printf "  %-12s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -71,6 +71,9 @@ dist: agent ## release archives for every OS/arch, the VM images (dist/vm/ARCH) 
 		tar -C $(DIST)/vm -czf $(DIST)/berth-vm-$(VERSION)-$$a.tar.gz $$a; \
 	done
 	cd $(DIST) && sha256sum *.tar.gz > SHA256SUMS && cat SHA256SUMS
+
+test-lima: ## opt-in: a real Lima VM (QEMU, software emulation without KVM) through platformtest (root, ~6 min)
+	./platform/lima/internal/tools/test-lima.sh
 
 installers: ## deb, rpm, signed Windows setup.exe, Homebrew formula from dist/ (run make dist first)
 	./installers/build.sh --dist $(DIST) --version $(VERSION)

@@ -1,0 +1,299 @@
+//go:build windows
+
+package hcs
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"path/filepath"
+	"time"
+
+	"github.com/Microsoft/hcsshim"
+	"github.com/Microsoft/hcsshim/pkg/ociwclayer"
+)
+
+// windowsRuntime drives HCS (schema v1 documents through hcsshim's public API) and HNS (v1 endpoints).
+type windowsRuntime struct {
+	info    hcsshim.DriverInfo
+	network string
+	log     *slog.Logger
+}
+
+func newRuntime(cfg RuntimeConfig) (Runtime, error) {
+	if cfg.LayerRoot == "" {
+		return nil, fmt.Errorf("%w: no layer root", ErrInvalidConfig)
+	}
+	if cfg.Network == "" {
+		cfg.Network = NetworkNAT
+	}
+	log := cfg.Logger
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	// Flavour 1 is the filter driver (windowsfilter), as dockerd uses it.
+	return &windowsRuntime{info: hcsshim.DriverInfo{HomeDir: cfg.LayerRoot, Flavour: 1}, network: cfg.Network, log: log}, nil
+}
+
+// PrepareStorage creates the scratch layer (once) and activates and mounts it over the image's layers.
+func (r *windowsRuntime) PrepareStorage(id string, layerFolders []string) (Storage, error) {
+	exists, err := hcsshim.LayerExists(r.info, id)
+	if err != nil {
+		return Storage{}, fmt.Errorf("scratch layer %s: %w", id, err)
+	}
+	if !exists {
+		if err := hcsshim.CreateScratchLayer(r.info, id, "", layerFolders); err != nil {
+			return Storage{}, fmt.Errorf("create scratch layer %s: %w", id, err)
+		}
+	}
+	if err := hcsshim.ActivateLayer(r.info, id); err != nil {
+		return Storage{}, fmt.Errorf("activate scratch layer %s: %w", id, err)
+	}
+	if err := hcsshim.PrepareLayer(r.info, id, layerFolders); err != nil {
+		_ = hcsshim.DeactivateLayer(r.info, id)
+		return Storage{}, fmt.Errorf("prepare scratch layer %s: %w", id, err)
+	}
+	vol, err := hcsshim.GetLayerMountPath(r.info, id)
+	if err != nil {
+		_ = r.ReleaseStorage(id)
+		return Storage{}, fmt.Errorf("mount path of scratch layer %s: %w", id, err)
+	}
+	st := Storage{ScratchFolder: filepath.Join(r.info.HomeDir, id), VolumePath: vol}
+	for _, dir := range layerFolders {
+		g, err := hcsshim.NameToGuid(filepath.Base(dir))
+		if err != nil {
+			_ = r.ReleaseStorage(id)
+			return Storage{}, fmt.Errorf("layer id of %s: %w", dir, err)
+		}
+		st.Layers = append(st.Layers, Layer{ID: g.ToString(), Path: dir})
+	}
+	return st, nil
+}
+
+// ReleaseStorage unmounts and deactivates the scratch layer.
+func (r *windowsRuntime) ReleaseStorage(id string) error {
+	return errors.Join(
+		wrapf(hcsshim.UnprepareLayer(r.info, id), "unprepare scratch layer %s", id),
+		wrapf(hcsshim.DeactivateLayer(r.info, id), "deactivate scratch layer %s", id),
+	)
+}
+
+// DestroyStorage removes the scratch layer, if it exists.
+func (r *windowsRuntime) DestroyStorage(id string) error {
+	exists, err := hcsshim.LayerExists(r.info, id)
+	if err != nil || !exists {
+		return wrapf(err, "scratch layer %s", id)
+	}
+	return wrapf(hcsshim.DestroyLayer(r.info, id), "destroy scratch layer %s", id)
+}
+
+// CreateEndpoint creates an endpoint on the NAT network with the port mappings as NAT policies.
+func (r *windowsRuntime) CreateEndpoint(id string, policies []NatPolicy) (string, error) {
+	nw, err := hcsshim.GetHNSNetworkByName(r.network)
+	if err != nil {
+		return "", fmt.Errorf("hns network %s: %w", r.network, err)
+	}
+	ep := &hcsshim.HNSEndpoint{Name: id, VirtualNetwork: nw.Id}
+	for _, p := range policies {
+		b, err := json.Marshal(p)
+		if err != nil {
+			return "", fmt.Errorf("nat policy: %w", err)
+		}
+		ep.Policies = append(ep.Policies, b)
+	}
+	created, err := ep.Create()
+	if err != nil {
+		return "", fmt.Errorf("create hns endpoint for %s: %w", id, err)
+	}
+	return created.Id, nil
+}
+
+// DeleteEndpoint deletes an endpoint.
+func (r *windowsRuntime) DeleteEndpoint(endpointID string) error {
+	ep, err := hcsshim.GetHNSEndpointByID(endpointID)
+	if err != nil {
+		return fmt.Errorf("hns endpoint %s: %w", endpointID, err)
+	}
+	if _, err := ep.Delete(); err != nil {
+		return fmt.Errorf("delete hns endpoint %s: %w", endpointID, err)
+	}
+	return nil
+}
+
+// AllocatePort asks the host for a free port (it may be taken again before HNS binds it, as with dockerd).
+func (r *windowsRuntime) AllocatePort(proto string) (uint16, error) {
+	if proto == "udp" {
+		c, err := net.ListenPacket("udp", ":0")
+		if err != nil {
+			return 0, fmt.Errorf("allocate udp port: %w", err)
+		}
+		defer c.Close()
+		return uint16(c.LocalAddr().(*net.UDPAddr).Port), nil
+	}
+	l, err := net.Listen("tcp", ":0")
+	if err != nil {
+		return 0, fmt.Errorf("allocate tcp port: %w", err)
+	}
+	defer l.Close()
+	return uint16(l.Addr().(*net.TCPAddr).Port), nil
+}
+
+// Run creates and starts the compute system, then its first process.
+func (r *windowsRuntime) Run(doc ContainerDocument, proc ProcessConfig) (Task, error) {
+	cfg := &hcsshim.ContainerConfig{
+		SystemType:                  doc.SystemType,
+		Name:                        doc.Name,
+		Owner:                       doc.Owner,
+		VolumePath:                  doc.VolumePath,
+		IgnoreFlushesDuringBoot:     doc.IgnoreFlushesDuringBoot,
+		LayerFolderPath:             doc.LayerFolderPath,
+		ProcessorCount:              doc.ProcessorCount,
+		ProcessorWeight:             doc.ProcessorWeight,
+		ProcessorMaximum:            doc.ProcessorMaximum,
+		MemoryMaximumInMB:           doc.MemoryMaximumInMB,
+		HostName:                    doc.HostName,
+		HvPartition:                 doc.HvPartition,
+		EndpointList:                doc.EndpointList,
+		AllowUnqualifiedDNSQuery:    doc.AllowUnqualifiedDNSQuery,
+		TerminateOnLastHandleClosed: doc.TerminateOnLastHandleClosed,
+	}
+	for _, l := range doc.Layers {
+		cfg.Layers = append(cfg.Layers, hcsshim.Layer{ID: l.ID, Path: l.Path})
+	}
+	for _, m := range doc.MappedDirectories {
+		cfg.MappedDirectories = append(cfg.MappedDirectories, hcsshim.MappedDir{
+			HostPath: m.HostPath, ContainerPath: m.ContainerPath, ReadOnly: m.ReadOnly, CreateInUtilityVM: m.CreateInUtilityVM,
+		})
+	}
+	if doc.HvRuntime != nil {
+		cfg.HvRuntime = &hcsshim.HvRuntime{ImagePath: doc.HvRuntime.ImagePath}
+	}
+	sys, err := hcsshim.CreateContainer(doc.Name, cfg)
+	if err != nil {
+		return nil, fmt.Errorf("create compute system %s: %w", doc.Name, err)
+	}
+	if err := sys.Start(); err != nil {
+		terminate(sys)
+		return nil, fmt.Errorf("start compute system %s: %w", doc.Name, err)
+	}
+	p, err := sys.CreateProcess(&hcsshim.ProcessConfig{
+		CommandLine:      proc.CommandLine,
+		User:             proc.User,
+		WorkingDirectory: proc.WorkingDirectory,
+		Environment:      proc.Environment,
+		EmulateConsole:   proc.EmulateConsole,
+		CreateStdInPipe:  proc.CreateStdInPipe,
+		CreateStdOutPipe: proc.CreateStdOutPipe,
+		CreateStdErrPipe: proc.CreateStdErrPipe,
+		ConsoleSize:      proc.ConsoleSize,
+	})
+	if err != nil {
+		terminate(sys)
+		return nil, fmt.Errorf("start process in %s: %w", doc.Name, err)
+	}
+	t := &windowsTask{sys: sys, proc: p}
+	stdin, stdout, stderr, err := p.Stdio()
+	if err != nil {
+		_ = p.Kill()
+		terminate(sys)
+		return nil, fmt.Errorf("stdio of the process in %s: %w", doc.Name, err)
+	}
+	// Keep nil streams as nil interfaces.
+	if stdin != nil {
+		t.stdin = stdin
+	}
+	if stdout != nil {
+		t.stdout = stdout
+	}
+	if stderr != nil {
+		t.stderr = stderr
+	}
+	return t, nil
+}
+
+// terminate ends sys and releases it (best effort: used on failure paths).
+func terminate(sys hcsshim.Container) {
+	if err := sys.Terminate(); hcsshim.IsPending(err) {
+		_ = sys.WaitTimeout(30 * time.Second)
+	}
+	_ = sys.Close()
+}
+
+// windowsTask is a running compute system and its first process.
+type windowsTask struct {
+	sys    hcsshim.Container
+	proc   hcsshim.Process
+	stdin  io.WriteCloser
+	stdout io.Reader
+	stderr io.Reader
+}
+
+func (t *windowsTask) Pid() int { return t.proc.Pid() }
+
+func (t *windowsTask) Stdio() (io.WriteCloser, io.Reader, io.Reader) {
+	return t.stdin, t.stdout, t.stderr
+}
+
+func (t *windowsTask) Wait() (int, error) {
+	if err := t.proc.Wait(); err != nil {
+		return -1, fmt.Errorf("wait for process %d: %w", t.proc.Pid(), err)
+	}
+	code, err := t.proc.ExitCode()
+	if err != nil {
+		return -1, fmt.Errorf("exit code of process %d: %w", t.proc.Pid(), err)
+	}
+	return code, nil
+}
+
+// Shutdown asks HCS for a clean shutdown (CTRL_SHUTDOWN_EVENT to the container's processes), waits up to
+// timeout, and terminates the compute system if it is still running.
+func (t *windowsTask) Shutdown(timeout time.Duration) error {
+	err := t.sys.Shutdown()
+	if hcsshim.IsPending(err) {
+		err = t.sys.WaitTimeout(timeout)
+	}
+	if err == nil || hcsshim.IsAlreadyStopped(err) || hcsshim.IsNotExist(err) {
+		return nil
+	}
+	return t.Terminate()
+}
+
+func (t *windowsTask) Terminate() error {
+	err := t.sys.Terminate()
+	if hcsshim.IsPending(err) {
+		err = t.sys.Wait()
+	}
+	if err == nil || hcsshim.IsAlreadyStopped(err) || hcsshim.IsNotExist(err) || hcsshim.IsAlreadyClosed(err) {
+		return nil
+	}
+	return fmt.Errorf("terminate compute system: %w", err)
+}
+
+func (t *windowsTask) Resize(height, width uint16) error {
+	return t.proc.ResizeConsole(width, height)
+}
+
+func (t *windowsTask) Close() error {
+	return errors.Join(wrapf(t.proc.Close(), "close process"), wrapf(t.sys.Close(), "close compute system"))
+}
+
+// importLayer imports a layer tar with ociwclayer.
+func importLayer(ctx context.Context, r io.Reader, dir string, parentDirs []string) (int64, error) {
+	n, err := ociwclayer.ImportLayerFromTar(ctx, r, dir, parentDirs)
+	if err != nil {
+		return 0, fmt.Errorf("import layer into %s: %w", dir, err)
+	}
+	return n, nil
+}
+
+// wrapf wraps a non-nil err with context.
+func wrapf(err error, format string, args ...any) error {
+	if err == nil {
+		return nil
+	}
+	return fmt.Errorf(format+": %w", append(args, err)...)
+}
