@@ -430,10 +430,10 @@ func (s *Server) inspectContainer(c *container.Container) ctypes.InspectResponse
 		LogPath:        c.LogPath,
 		Name:           c.Name,
 		RestartCount:   st.RestartCount,
-		Driver:         "overlayfs",
-		Platform:       "linux",
+		Driver:         s.storageDriver,
+		Platform:       s.osType,
 		HostConfig:     hc,
-		GraphDriver:    &storage.DriverData{Name: "overlayfs", Data: map[string]string{"MergedDir": c.Rootfs}},
+		GraphDriver:    &storage.DriverData{Name: s.storageDriver, Data: map[string]string{"MergedDir": c.Rootfs}},
 		Mounts:         []ctypes.MountPoint{},
 		Config: &ctypes.Config{
 			Hostname:     c.Config.Hostname,

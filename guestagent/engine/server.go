@@ -31,11 +31,18 @@ type Config struct {
 	Networks NetworkService
 	// Host describes the machine for /info.
 	Host HostInfo
+	// OSType is the containers' OS as clients see it in /_ping, /version and
+	// /info: "linux" (default) or "windows" (the HCS backend).
+	OSType string
+	// StorageDriver names the layer storage in /info and inspect; default
+	// "overlayfs".
+	StorageDriver string
 }
 
 // Server is the engine's HTTP handler.
 type Server struct {
 	version, commit, kernel string
+	osType, storageDriver   string
 	log                     *slog.Logger
 	classes                 *classes
 	handler                 http.Handler
@@ -80,6 +87,13 @@ func New(cfg Config) *Server {
 	}()
 	if s.version == "" {
 		s.version = "dev"
+	}
+	s.osType, s.storageDriver = cfg.OSType, cfg.StorageDriver
+	if s.osType == "" {
+		s.osType = "linux"
+	}
+	if s.storageDriver == "" {
+		s.storageDriver = "overlayfs"
 	}
 	if s.log == nil {
 		s.log = slog.Default()
@@ -148,7 +162,7 @@ func (s *Server) getVersion(w http.ResponseWriter, r *http.Request) error {
 		Version:       s.version,
 		APIVersion:    APIVersion,
 		MinAPIVersion: MinAPIVersion,
-		Os:            "linux",
+		Os:            s.osType,
 		Arch:          runtime.GOARCH,
 		GitCommit:     s.commit,
 		GoVersion:     runtime.Version(),
@@ -161,7 +175,7 @@ func (s *Server) getVersion(w http.ResponseWriter, r *http.Request) error {
 				"MinAPIVersion": MinAPIVersion,
 				"GitCommit":     s.commit,
 				"GoVersion":     runtime.Version(),
-				"Os":            "linux",
+				"Os":            s.osType,
 				"Arch":          runtime.GOARCH,
 				"KernelVersion": s.kernel,
 			},

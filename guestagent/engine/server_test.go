@@ -129,3 +129,16 @@ func TestStatusOf(t *testing.T) {
 		}
 	}
 }
+
+func TestOSTypeIsConfigurable(t *testing.T) {
+	srv := httptest.NewServer(New(Config{OSType: "windows", StorageDriver: "windowsfilter"}))
+	defer srv.Close()
+	resp, err := http.Get(srv.URL + "/_ping")
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if got := resp.Header.Get("Ostype"); got != "windows" {
+		t.Fatalf("Ostype %q", got)
+	}
+}

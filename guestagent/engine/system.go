@@ -38,7 +38,7 @@ func (s *Server) systemRoutes(mux *http.ServeMux) {
 func (s *Server) getInfo(w http.ResponseWriter, r *http.Request) error {
 	info := system.Info{
 		ID:                 s.host.ID,
-		Driver:             "overlayfs",
+		Driver:             s.storageDriver,
 		DriverStatus:       [][2]string{},
 		MemoryLimit:        true,
 		SwapLimit:          true,
@@ -55,7 +55,7 @@ func (s *Server) getInfo(w http.ResponseWriter, r *http.Request) error {
 		NEventsListener:    s.events.listeners(),
 		KernelVersion:      s.kernel,
 		OperatingSystem:    s.host.OperatingSystem,
-		OSType:             "linux",
+		OSType:             s.osType,
 		Architecture:       goarchToUname(runtime.GOARCH),
 		IndexServerAddress: "https://index.docker.io/v1/",
 		NCPU:               s.host.NCPU,

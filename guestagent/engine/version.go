@@ -100,7 +100,7 @@ func (s *Server) withVersion(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		h := w.Header()
 		h.Set("Api-Version", APIVersion)
-		h.Set("Ostype", "linux")
+		h.Set("Ostype", s.osType)
 		h.Set("Docker-Experimental", "false")
 		h.Set("Server", fmt.Sprintf("berth/%s (linux)", s.version))
 		v, rest := splitVersion(r.URL.Path)
