@@ -94,6 +94,7 @@ timed() {
 	awk -v a="$t0" -v b="$t1" 'BEGIN { printf "%.3f\n", (b - a) * 1000 }'
 }
 
+LOAD_BEFORE=$(cut -d' ' -f1-3 /proc/loadavg)
 echo "runs: $RUNS per runtime (+$WARMUP warm-up), alternating: $series" >&2
 for ((i = 1 - WARMUP; i <= RUNS; i++)); do
 	for rt in $series; do
@@ -135,7 +136,8 @@ if [ "${BENCH_NO_RECORD:-}" != 1 ]; then
 		echo
 		echo "### oci-start — $(date -u '+%Y-%m-%d %H:%M UTC')"
 		echo
-		echo "Machine: $(uname -srm), $(nproc) cores ($cpu), $(. /etc/os-release && echo "$PRETTY_NAME")."
+		echo "Machine: $(uname -srm), $(nproc) cores ($cpu), $(. /etc/os-release && echo "$PRETTY_NAME");" \
+			"load average before/after: $LOAD_BEFORE / $(cut -d' ' -f1-3 /proc/loadavg)."
 		echo "Command: \`bench/oci-start.sh ${BINARY/#$REPO\//}\` (BENCH_RUNS=$RUNS, BENCH_WARMUP=$WARMUP, runtimes: $series)."
 		echo
 		echo "$table"

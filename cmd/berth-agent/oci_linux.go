@@ -291,9 +291,6 @@ func ociRun(c *cli.Context, r *libct.Runtime) error {
 	if err != nil {
 		return err
 	}
-	if p.Console != nil && detach {
-		p.Console.Close() // cannot happen: checkTerminal requires a console socket
-	}
 	if err := r.Start(c.Context, id); err != nil {
 		if p.Console != nil {
 			p.Console.Close()
@@ -486,7 +483,11 @@ func ociKill(c *cli.Context, r *libct.Runtime) error {
 			return err
 		}
 	}
-	return r.Kill(c.Args().First(), sig, c.Bool("all"))
+	err := r.Kill(c.Args().First(), sig, c.Bool("all"))
+	if c.Bool("all") && errors.Is(err, libct.ErrNotRunning) {
+		return nil // runc: --all on a stopped container has nothing left to signal
+	}
+	return err
 }
 
 // parseSignal accepts a signal number or name, with or without the SIG prefix, in any case.

@@ -290,12 +290,28 @@ func TestRootOCIExec(t *testing.T) {
 func TestRootOCIRunTerminal(t *testing.T) {
 	e := newOCIEnv(t)
 	e.setProcess(true, "sh", "-c", "tty; echo hello")
+	if got := runOnPty(t, e.cmd("run", "--bundle", e.bundle, "term")); !strings.Contains(got, "/dev/pts/0") ||
+		!strings.Contains(got, "hello") {
+		t.Errorf("run: terminal output %q; want the container's /dev/pts/0 and hello", got)
+	}
+	e.setProcess(false, "sleep", "1000")
+	if out, err := e.detached("run", "--detach", "--bundle", e.bundle, "term-exec"); err != nil {
+		t.Fatalf("run -d: %v\n%s", err, out)
+	}
+	if got := runOnPty(t, e.cmd("exec", "--tty", "term-exec", "sh", "-c", "tty; echo from-exec")); !strings.Contains(got, "/dev/pts/") ||
+		!strings.Contains(got, "from-exec") {
+		t.Errorf("exec -t: terminal output %q; want a /dev/pts/N and from-exec", got)
+	}
+}
+
+// runOnPty runs cmd with a fresh pseudo-terminal as its stdio and returns what it wrote there.
+func runOnPty(t *testing.T, cmd *exec.Cmd) string {
+	t.Helper()
 	ptmx, tty, err := pty.Open()
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer ptmx.Close()
-	cmd := e.cmd("run", "--bundle", e.bundle, "term")
 	cmd.Stdin, cmd.Stdout, cmd.Stderr = tty, tty, tty
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
@@ -305,10 +321,8 @@ func TestRootOCIRunTerminal(t *testing.T) {
 	copied := make(chan struct{})
 	go func() { _, _ = io.Copy(&out, ptmx); close(copied) }()
 	if err := cmd.Wait(); err != nil {
-		t.Fatalf("run with terminal: %v (output %q)", err, out.String())
+		t.Fatalf("%v: %v (output %q)", cmd.Args, err, out.String())
 	}
 	<-copied // EIO once the last slave fd (ours was closed, the runtime's exited) is gone
-	if got := out.String(); !strings.Contains(got, "/dev/pts/0") || !strings.Contains(got, "hello") {
-		t.Errorf("terminal output %q; want the container's /dev/pts/0 and hello", got)
-	}
+	return out.String()
 }

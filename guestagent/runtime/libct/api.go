@@ -4,10 +4,14 @@
 // create/start/state/kill/delete life cycle. `berth-agent oci` is a
 // runc-compatible CLI over it; the container manager calls it in-process.
 //
-// The agent binary doubles as container init: Create re-executes it (from a
-// sealed memfd copy, so a container can never overwrite the host binary) with
+// The agent binary doubles as container init: Create re-executes it (through
+// a private read-only mount of the binary, or a sealed memfd copy where that
+// is unavailable, so a container can never overwrite the host binary) with
 // InitArg, and the init half finishes the set-up inside the new namespaces,
-// waits on the exec fifo, then execs the user process.
+// waits on the exec fifo, then execs the user process. Exec forks from a
+// thread that joined the container's namespaces (the mount namespace is
+// joined by the child itself, before anything else); seccomp profiles are
+// compiled to BPF in Go (amd64 and arm64).
 package libct
 
 import (
@@ -35,7 +39,9 @@ var (
 	ErrInvalidID = errors.New("libct: invalid container id")
 	// ErrRunning reports a Delete without force of a running container.
 	ErrRunning = errors.New("libct: container is running")
-	// ErrNotSupported is returned on systems other than Linux.
+	// ErrNotSupported reports what this system cannot do: every operation
+	// outside Linux, seccomp outside amd64/arm64, Exec into a container
+	// with its own user namespace.
 	ErrNotSupported = errors.New("libct: not supported on this system")
 )
 

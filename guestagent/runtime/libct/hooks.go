@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"log/slog"
 	"os/exec"
 	"time"
 
@@ -19,6 +20,16 @@ func runHooks(ctx context.Context, kind string, hooks []specs.Hook, state []byte
 		}
 	}
 	return nil
+}
+
+// runHooksWarn runs every hook, logging the failures: poststart and
+// poststop hooks must not stop the life cycle or the remaining hooks.
+func runHooksWarn(ctx context.Context, log *slog.Logger, id, kind string, hooks []specs.Hook, state []byte) {
+	for i, h := range hooks {
+		if err := runHook(ctx, h, state); err != nil {
+			log.Warn("hook failed", "container", id, "hook", kind, "index", i, "path", h.Path, "err", err)
+		}
+	}
 }
 
 // runHook runs one hook, bounded by its timeout.

@@ -46,6 +46,11 @@ type initProc struct {
 }
 
 func runInit() error {
+	// Nothing inherited may reach hooks or the user process; our own fds
+	// are used by number and need no inheritance either.
+	if err := closeExtraFds(); err != nil {
+		return err
+	}
 	cfgFile := os.NewFile(fdConfig, "config")
 	raw, err := io.ReadAll(cfgFile)
 	cfgFile.Close()
@@ -360,6 +365,9 @@ func (ip *initProc) finish() error {
 			return fmt.Errorf("setrlimit %s: %w", rl.Type, err)
 		}
 	}
+	if err := setPersonalityAndIOPrio(ip.cfg.Spec, p); err != nil {
+		return err
+	}
 	if err := unix.Chdir(p.Cwd); err != nil {
 		return fmt.Errorf("chdir to %s: %w", p.Cwd, err)
 	}
@@ -410,9 +418,6 @@ func (ip *initProc) finish() error {
 			}
 		}
 	}
-	if err := closeExtraFds(); err != nil {
-		return err
-	}
 	if filter != nil {
 		// As close to execve as possible.
 		if err := installSeccomp(filter); err != nil {
@@ -421,6 +426,31 @@ func (ip *initProc) finish() error {
 	}
 	if err := unix.Exec(path, p.Args, env); err != nil {
 		return fmt.Errorf("exec %s: %w", path, err)
+	}
+	return nil
+}
+
+// setPersonalityAndIOPrio applies linux.personality (create mode) and
+// process.ioPriority, both inherited across execve from this thread.
+func setPersonalityAndIOPrio(spec *specs.Spec, p *specs.Process) error {
+	if spec != nil && spec.Linux != nil && spec.Linux.Personality != nil {
+		v, err := personalityValue(spec.Linux.Personality)
+		if err != nil {
+			return err
+		}
+		if _, _, e := unix.RawSyscall(unix.SYS_PERSONALITY, uintptr(v), 0, 0); e != 0 {
+			return fmt.Errorf("personality %s: %w", spec.Linux.Personality.Domain, e)
+		}
+	}
+	if p.IOPriority != nil {
+		v, err := ioprioValue(p.IOPriority)
+		if err != nil {
+			return err
+		}
+		const whoProcess = 1
+		if _, _, e := unix.RawSyscall(unix.SYS_IOPRIO_SET, whoProcess, 0, uintptr(v)); e != 0 {
+			return fmt.Errorf("ioprio_set: %w", e)
+		}
 	}
 	return nil
 }

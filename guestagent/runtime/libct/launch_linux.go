@@ -332,8 +332,19 @@ func (l *launch) run(ctx context.Context) (*Process, error) {
 	}
 }
 
-// childError adds init's exit status to err when init has died.
+// childError adds init's exit status to err when init dies within a second
+// (its end of the sync socket closes a moment before it exits); otherwise
+// err is returned as is and the caller kills init.
 func (l *launch) childError(p *os.Process, err error) error {
+	pfd, perr := unix.PidfdOpen(p.Pid, 0)
+	if perr != nil {
+		return err
+	}
+	defer unix.Close(pfd)
+	fds := []unix.PollFd{{Fd: int32(pfd), Events: unix.POLLIN}}
+	if n, perr := unix.Poll(fds, 1000); perr != nil || n == 0 {
+		return err
+	}
 	ps, werr := p.Wait()
 	if werr != nil {
 		return err
@@ -407,37 +418,49 @@ func orNull(f, null *os.File) *os.File {
 // startInNamespaces forks init from a dedicated OS thread that first joined
 // the given namespaces: the child inherits the thread's namespaces (setns
 // of a pid namespace applies to children only, which is what we want). The
-// thread stays locked, so it is destroyed when the goroutine ends and no
-// other goroutine ever runs in those namespaces.
+// thread stays locked, so it is destroyed when its goroutine ends and no
+// other goroutine ever runs in those namespaces. The main thread is never
+// used: the runtime cannot destroy it, and /proc/self shows its namespaces.
 func startInNamespaces(exe string, argv []string, attr *os.ProcAttr, join []nsJoin) (*os.Process, error) {
 	type result struct {
 		p   *os.Process
 		err error
 	}
+	fork := func() result {
+		// Never unlocked: the thread dies with the calling goroutine.
+		runtime.LockOSThread()
+		if err := unix.Unshare(unix.CLONE_FS); err != nil {
+			return result{nil, fmt.Errorf("unshare fs: %w", err)}
+		}
+		for _, j := range join {
+			f := j.f
+			if f == nil {
+				var err error
+				if f, err = os.Open(j.path); err != nil {
+					return result{nil, fmt.Errorf("open namespace: %w", err)}
+				}
+				defer f.Close()
+			}
+			if err := unix.Setns(int(f.Fd()), int(cloneFlags[j.typ])); err != nil {
+				return result{nil, fmt.Errorf("join namespace %s: %w", j.path, err)}
+			}
+		}
+		p, err := os.StartProcess(exe, argv, attr)
+		return result{p, err}
+	}
 	ch := make(chan result, 1)
 	go func() {
 		runtime.LockOSThread()
-		// Never unlocked: the thread dies with this goroutine.
-		p, err := func() (*os.Process, error) {
-			if err := unix.Unshare(unix.CLONE_FS); err != nil {
-				return nil, fmt.Errorf("unshare fs: %w", err)
-			}
-			for _, j := range join {
-				f := j.f
-				if f == nil {
-					var err error
-					if f, err = os.Open(j.path); err != nil {
-						return nil, fmt.Errorf("open namespace: %w", err)
-					}
-					defer f.Close()
-				}
-				if err := unix.Setns(int(f.Fd()), int(cloneFlags[j.typ])); err != nil {
-					return nil, fmt.Errorf("join namespace %s: %w", j.path, err)
-				}
-			}
-			return os.StartProcess(exe, argv, attr)
-		}()
-		ch <- result{p, err}
+		if unix.Gettid() != unix.Getpid() {
+			ch <- fork()
+			return
+		}
+		// On the main thread: keep it busy so that a new goroutine must
+		// run on another thread, then give the main thread back untouched.
+		inner := make(chan result, 1)
+		go func() { inner <- fork() }()
+		ch <- <-inner
+		runtime.UnlockOSThread()
 	}()
 	r := <-ch
 	return r.p, r.err

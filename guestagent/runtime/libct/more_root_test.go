@@ -264,8 +264,8 @@ func TestHooksAndDevices(t *testing.T) {
 		s.Hooks = &specs.Hooks{
 			Prestart:      []specs.Hook{hook("prestart")},
 			CreateRuntime: []specs.Hook{hook("createRuntime")},
-			Poststart:     []specs.Hook{hook("poststart")},
-			Poststop:      []specs.Hook{hook("poststop")},
+			Poststart:     []specs.Hook{{Path: "/bin/false"}, hook("poststart")},
+			Poststop:      []specs.Hook{{Path: "/bin/false"}, hook("poststop")},
 		}
 		s.Linux.Devices = []specs.LinuxDevice{
 			{Path: "/dev/test1", Type: "c", Major: 250, Minor: 1, FileMode: &fm, UID: &uid},
@@ -425,6 +425,23 @@ func TestUserNamespace(t *testing.T) {
 	if ws.ExitStatus() != 0 || !strings.HasPrefix(got, "0\n") || !strings.Contains(got, "100000") {
 		t.Errorf("status %v, output %q", ws, got)
 	}
+	// Exec cannot join a user namespace: it must refuse, not run the
+	// process as the host's root.
+	if err := rt.Delete(context.Background(), "userns", false); err != nil {
+		t.Fatal(err)
+	}
+	b, err := os.ReadFile(filepath.Join(bundle, "config.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	b = []byte(strings.Replace(string(b), "id -u; cat /proc/self/uid_map", "sleep 100", 1))
+	if err := os.WriteFile(filepath.Join(bundle, "config.json"), b, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	createStart(t, rt, "userns2", bundle)
+	if _, err := rt.Exec(context.Background(), "userns2", &specs.Process{Args: []string{"true"}, Cwd: "/"}, ExecOpts{}); !errors.Is(err, ErrNotSupported) {
+		t.Errorf("exec into a user namespace: %v, want ErrNotSupported", err)
+	}
 }
 
 func TestSeccomp(t *testing.T) {
@@ -458,5 +475,77 @@ func TestSeccomp(t *testing.T) {
 	}
 	if ws := waitExit(t, ep); ws.ExitStatus() == 0 {
 		t.Errorf("mkdir in exec'd process succeeded: %q", eout.String())
+	}
+}
+
+func TestNoPivot(t *testing.T) {
+	rt := newRuntime(t)
+	before := mountinfoLines(t)
+	bundle := newBundle(t, []string{"sh", "-c", "ls / | tr '\\n' ' '; echo; hostname"}, nil)
+	out := newOutput(t)
+	ctx := context.Background()
+	p, err := rt.Create(ctx, "nopivot", bundle, CreateOpts{NoPivot: true, Stdio: Stdio{Stdout: out.w, Stderr: out.w}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		_ = rt.Delete(context.Background(), "nopivot", true)
+		_, _ = p.Wait()
+	})
+	out.w.Close()
+	if err := rt.Start(ctx, "nopivot"); err != nil {
+		t.Fatal(err)
+	}
+	waitExit(t, p)
+	if got := out.String(); got != "bin dev etc home proc sys tmp \nberthtest\n" {
+		t.Errorf("output %q", got)
+	}
+	if err := rt.Delete(ctx, "nopivot", false); err != nil {
+		t.Fatal(err)
+	}
+	if after := mountinfoLines(t); strings.Join(after, "\n") != strings.Join(before, "\n") {
+		t.Errorf("mount table changed:\n%s", mountDiff(before, after))
+	}
+}
+
+func TestBindMountOptions(t *testing.T) {
+	rt := newRuntime(t)
+	src := t.TempDir()
+	if err := os.WriteFile(filepath.Join(src, "f"), []byte("hello"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	bundle := newBundle(t, []string{"sh", "-c", "cat /rro/f /ro/f /rw/f; echo; touch /rro/x || echo rro-denied; touch /ro/x || echo ro-denied; touch /rw/x && echo rw-ok"}, func(s *specs.Spec) {
+		s.Mounts = append(s.Mounts,
+			specs.Mount{Destination: "/rro", Type: "bind", Source: src, Options: []string{"rbind", "rro"}},
+			specs.Mount{Destination: "/ro", Type: "none", Source: src, Options: []string{"bind", "ro", "nosuid"}},
+			specs.Mount{Destination: "/rw", Type: "bind", Source: src, Options: []string{"rbind", "rw", "rprivate"}})
+	})
+	p, out := createStart(t, rt, "binds", bundle)
+	waitExit(t, p)
+	got := out.String()
+	for _, want := range []string{"hellohellohello\n", "rro-denied", "ro-denied", "rw-ok"} {
+		if !strings.Contains(got, want) {
+			t.Errorf("output %q lacks %q", got, want)
+		}
+	}
+	if _, err := os.Stat(filepath.Join(src, "x")); err != nil {
+		t.Errorf("write through the rw bind did not reach the source: %v", err)
+	}
+}
+
+func TestPersonalityAndIOPriority(t *testing.T) {
+	rt := newRuntime(t)
+	bundle := newBundle(t, []string{"sh", "-c", "uname -m; ionice -p $$"}, func(s *specs.Spec) {
+		s.Linux.Personality = &specs.LinuxPersonality{Domain: specs.PerLinux32}
+		s.Process.IOPriority = &specs.LinuxIOPriority{Class: specs.IOPRIO_CLASS_BE, Priority: 6}
+	})
+	p, out := createStart(t, rt, "persona", bundle)
+	waitExit(t, p)
+	got := out.String()
+	if !strings.Contains(got, "best-effort: prio 6") {
+		t.Errorf("ionice output %q", got)
+	}
+	if m := strings.SplitN(got, "\n", 2)[0]; m == "x86_64" || m == "aarch64" {
+		t.Errorf("uname -m under LINUX32 is %q", m)
 	}
 }

@@ -70,6 +70,9 @@ func mountEntry(rootfs, bundle string, m specs.Mount, cgPaths map[string]string)
 	if err != nil {
 		return err
 	}
+	if err := setRecursive(dest, o); err != nil {
+		return err
+	}
 	if o.Propagation != 0 {
 		return mount("", dest, "", o.Propagation, "")
 	}
@@ -99,8 +102,24 @@ func bindMount(src, dest string, o mountOpts) error {
 			return err
 		}
 	}
+	if err := setRecursive(dest, o); err != nil {
+		return err
+	}
 	if o.Propagation != 0 {
 		return mount("", dest, "", o.Propagation, "")
+	}
+	return nil
+}
+
+// setRecursive applies the recursive options (rro, rnosuid, …) to the
+// mount at dest and every mount below it.
+func setRecursive(dest string, o mountOpts) error {
+	if o.RecSet == 0 && o.RecClear == 0 {
+		return nil
+	}
+	attr := unix.MountAttr{Attr_set: o.RecSet, Attr_clr: o.RecClear}
+	if err := unix.MountSetattr(unix.AT_FDCWD, dest, unix.AT_RECURSIVE, &attr); err != nil {
+		return fmt.Errorf("mount_setattr %s (set %#x, clear %#x): %w", dest, o.RecSet, o.RecClear, err)
 	}
 	return nil
 }

@@ -24,6 +24,12 @@ func TestMountFlagValues(t *testing.T) {
 			t.Errorf("MS_%s: %#x, unix has %#x", name, p[0], p[1])
 		}
 	}
+	for name, p := range map[string][2]uint64{"RDONLY": {attrRdonly, unix.MOUNT_ATTR_RDONLY}, "NOSUID": {attrNosuid, unix.MOUNT_ATTR_NOSUID},
+		"NODEV": {attrNodev, unix.MOUNT_ATTR_NODEV}, "NOEXEC": {attrNoexec, unix.MOUNT_ATTR_NOEXEC}} {
+		if p[0] != p[1] {
+			t.Errorf("MOUNT_ATTR_%s: %#x, unix has %#x", name, p[0], p[1])
+		}
+	}
 	if statfsMountFlags(unix.ST_NOSUID|unix.ST_RELATIME|unix.ST_RDONLY) != msNosuid|msRelatime {
 		t.Error("statfsMountFlags")
 	}

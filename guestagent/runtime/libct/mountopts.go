@@ -30,12 +30,34 @@ const (
 	msLazytime    = 0x2000000
 )
 
+// mount_setattr(2) attributes, for the recursive options (rro, rnosuid, …).
+const (
+	attrRdonly = 0x1
+	attrNosuid = 0x2
+	attrNodev  = 0x4
+	attrNoexec = 0x8
+)
+
 // mountOpts is the parsed form of an OCI mount's options.
 type mountOpts struct {
 	Flags       uintptr // flags for mount(2); msBind|msRec for rbind
 	ClearFlags  uintptr // flags explicitly turned off (rw, suid, …)
 	Propagation uintptr // one of msPrivate|msSlave|msShared|msUnbindable, maybe |msRec; 0 if none
+	RecSet      uint64  // mount attributes to set on the whole tree (rro, …)
+	RecClear    uint64  // mount attributes to clear on the whole tree (rrw, …)
 	Data        string  // filesystem-specific options, comma separated
+}
+
+// recursiveOpts maps the recursive options to a mount attribute, set
+// (clear=false) or cleared.
+var recursiveOpts = map[string]struct {
+	clear bool
+	attr  uint64
+}{
+	"rro": {false, attrRdonly}, "rrw": {true, attrRdonly},
+	"rnosuid": {false, attrNosuid}, "rsuid": {true, attrNosuid},
+	"rnodev": {false, attrNodev}, "rdev": {true, attrNodev},
+	"rnoexec": {false, attrNoexec}, "rexec": {true, attrNoexec},
 }
 
 // flagOpts maps option names to the flag they set (clear=false) or clear.
@@ -73,7 +95,7 @@ var propagationFlags = map[string]uintptr{
 // ignoredOpts are options of other runtimes or of mount(8) that have no
 // kernel meaning here.
 var ignoredOpts = map[string]bool{"defaults": true, "tmpcopyup": true, "idmap": true, "ridmap": true,
-	"rro": true, "rrw": true, "rnosuid": true, "rnodev": true, "rnoexec": true, "norecursive": true}
+	"norecursive": true}
 
 // parseMountOptions turns OCI mount options into flags and data.
 func parseMountOptions(options []string) mountOpts {
@@ -87,6 +109,16 @@ func parseMountOptions(options []string) mountOpts {
 			} else {
 				o.Flags |= f.flag
 				o.ClearFlags &^= f.flag
+			}
+			continue
+		}
+		if r, ok := recursiveOpts[opt]; ok {
+			if r.clear {
+				o.RecSet &^= r.attr
+				o.RecClear |= r.attr
+			} else {
+				o.RecSet |= r.attr
+				o.RecClear &^= r.attr
 			}
 			continue
 		}

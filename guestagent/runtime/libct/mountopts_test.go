@@ -16,6 +16,8 @@ func TestParseMountOptions(t *testing.T) {
 		{[]string{"newinstance", "ptmxmode=0666", "mode=0620", "gid=5", "noexec"}, mountOpts{Flags: msNoexec, Data: "newinstance,ptmxmode=0666,mode=0620,gid=5"}},
 		{[]string{"defaults", "tmpcopyup", "rslave"}, mountOpts{Propagation: msSlave | msRec}},
 		{[]string{"noatime", "atime"}, mountOpts{ClearFlags: msNoatime}},
+		{[]string{"rbind", "rro", "rnosuid", "rexec"}, mountOpts{Flags: msBind | msRec, RecSet: attrRdonly | attrNosuid, RecClear: attrNoexec}},
+		{[]string{"rro", "rrw"}, mountOpts{RecClear: attrRdonly}},
 	}
 	for _, c := range cases {
 		if got := parseMountOptions(c.opts); got != c.want {

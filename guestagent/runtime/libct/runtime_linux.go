@@ -101,6 +101,9 @@ func (r *Runtime) create(ctx context.Context, id, bundle string, opts CreateOpts
 		if proc != nil {
 			_ = proc.proc.Kill()
 			_, _ = proc.proc.Wait()
+			if proc.Console != nil {
+				proc.Console.Close()
+			}
 		}
 		if cg != nil {
 			_ = cg.Delete()
@@ -144,7 +147,10 @@ func (r *Runtime) create(ctx context.Context, id, bundle string, opts CreateOpts
 	if err != nil {
 		return nil, fmt.Errorf("cgroup of %s: %w", id, err)
 	}
-	if err := cg.Create(withDefaultDevices(spec.Linux.Resources, spec.Linux.Devices)); err != nil {
+	// The limits are applied once init is set up (as runc does): init is a
+	// Go program whose threads would count against a small pids limit, and
+	// it creates device nodes before the device rules apply.
+	if err := cg.Create(nil); err != nil {
 		return nil, fmt.Errorf("cgroup of %s: %w", id, err)
 	}
 
@@ -193,6 +199,9 @@ func (r *Runtime) create(ctx context.Context, id, bundle string, opts CreateOpts
 	if err != nil {
 		return nil, fmt.Errorf("create container %s: %w", id, err)
 	}
+	if err := cg.Update(withDefaultDevices(spec.Linux.Resources, spec.Linux.Devices)); err != nil {
+		return nil, fmt.Errorf("create container %s: cgroup limits: %w", id, err)
+	}
 	st.InitPid = proc.Pid
 	st.Created = time.Now().UTC()
 	info := readProcInfo(proc.Pid)
@@ -209,6 +218,12 @@ func (r *Runtime) create(ctx context.Context, id, bundle string, opts CreateOpts
 		}
 	}
 	return proc, nil
+}
+
+// sameFile reports whether two paths name the same inode (both existing).
+func sameFile(a, b string) bool {
+	var sa, sb unix.Stat_t
+	return unix.Stat(a, &sa) == nil && unix.Stat(b, &sb) == nil && sa.Ino == sb.Ino && sa.Dev == sb.Dev
 }
 
 // nsTypes maps /proc/<pid>/ns names to namespace types.
@@ -345,9 +360,7 @@ func (r *Runtime) start(ctx context.Context, id string) error {
 	}
 	if h := c.st.Config.Hooks; h != nil && len(h.Poststart) > 0 {
 		state, _ := json.Marshal(c.st.ociState(specs.StateRunning))
-		if err := runHooks(ctx, "poststart", h.Poststart, state); err != nil {
-			r.log().Warn("poststart hook failed", "container", id, "err", err)
-		}
+		runHooksWarn(ctx, r.log(), id, "poststart", h.Poststart, state)
 	}
 	return nil
 }
@@ -450,9 +463,7 @@ func (r *Runtime) delete(ctx context.Context, id string, force bool) error {
 	}
 	if h := c.st.Config.Hooks; h != nil && len(h.Poststop) > 0 {
 		state, _ := json.Marshal(c.st.ociState(specs.StateStopped))
-		if err := runHooks(ctx, "poststop", h.Poststop, state); err != nil {
-			r.log().Warn("poststop hook failed", "container", id, "err", err)
-		}
+		runHooksWarn(ctx, r.log(), id, "poststop", h.Poststop, state)
 	}
 	if err := os.RemoveAll(c.dir); err != nil {
 		return fmt.Errorf("delete %s: %w", id, err)
@@ -525,6 +536,11 @@ func (r *Runtime) exec(ctx context.Context, id string, proc *specs.Process, opts
 	// Open init's namespaces, then check that the pid is still init.
 	self := "/proc/self/ns/"
 	initNS := "/proc/" + strconv.Itoa(c.st.InitPid) + "/ns/"
+	if !sameFile(self+"user", initNS+"user") {
+		// A multi-threaded process cannot join a user namespace, and a
+		// process outside it would be the host's root in the container.
+		return nil, fmt.Errorf("exec in %s: container has its own user namespace: %w", id, ErrNotSupported)
+	}
 	for _, name := range []string{"cgroup", "ipc", "uts", "net", "pid", "mnt"} {
 		var a, b unix.Stat_t
 		if err := unix.Stat(initNS+name, &b); err != nil {
@@ -569,6 +585,9 @@ func (r *Runtime) exec(ctx context.Context, id string, proc *specs.Process, opts
 		if err := writeFileAtomic(opts.PidFile, []byte(strconv.Itoa(p.Pid)), 0o644); err != nil {
 			_ = p.proc.Kill()
 			_, _ = p.proc.Wait()
+			if p.Console != nil {
+				p.Console.Close()
+			}
 			return nil, err
 		}
 	}

@@ -86,6 +86,11 @@ func validateSpec(s *specs.Spec) error {
 			return fmt.Errorf("sysctl %q: %w", k, ErrInvalidSpec)
 		}
 	}
+	if s.Linux.Personality != nil {
+		if _, err := personalityValue(s.Linux.Personality); err != nil {
+			return err
+		}
+	}
 	if s.Linux.RootfsPropagation != "" {
 		if _, ok := propagationFlags[s.Linux.RootfsPropagation]; !ok {
 			return fmt.Errorf("rootfsPropagation %q: %w", s.Linux.RootfsPropagation, ErrInvalidSpec)
@@ -113,6 +118,11 @@ func validateProcess(p *specs.Process) error {
 					return fmt.Errorf("capability %q: %w", c, ErrInvalidSpec)
 				}
 			}
+		}
+	}
+	if p.IOPriority != nil {
+		if _, err := ioprioValue(p.IOPriority); err != nil {
+			return err
 		}
 	}
 	for _, rl := range p.Rlimits {
@@ -220,4 +230,25 @@ func withDefaultDevices(res *specs.LinuxResources, devs []specs.LinuxDevice) *sp
 		out.Devices = append(out.Devices, specs.LinuxDeviceCgroup{Allow: true, Type: typ, Major: &major, Minor: &minor, Access: "rwm"})
 	}
 	return &out
+}
+
+// ioprioValue encodes an I/O priority for ioprio_set(2): class << 13 | data.
+func ioprioValue(p *specs.LinuxIOPriority) (int, error) {
+	classes := map[specs.IOPriorityClass]int{specs.IOPRIO_CLASS_RT: 1, specs.IOPRIO_CLASS_BE: 2, specs.IOPRIO_CLASS_IDLE: 3}
+	c, ok := classes[p.Class]
+	if !ok || p.Priority < 0 || p.Priority > 7 {
+		return 0, fmt.Errorf("ioPriority %s/%d: %w", p.Class, p.Priority, ErrInvalidSpec)
+	}
+	return c<<13 | p.Priority, nil
+}
+
+// personalityValue returns the personality(2) argument of a domain.
+func personalityValue(p *specs.LinuxPersonality) (int, error) {
+	switch p.Domain {
+	case specs.PerLinux:
+		return 0, nil
+	case specs.PerLinux32:
+		return 0x0008, nil
+	}
+	return 0, fmt.Errorf("personality domain %q: %w", p.Domain, ErrInvalidSpec)
 }

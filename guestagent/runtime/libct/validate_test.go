@@ -68,6 +68,11 @@ func TestValidateSpec(t *testing.T) {
 		},
 		"hostname no uts": func(s *specs.Spec) { s.Hostname = "h"; s.Linux.Namespaces = nil },
 		"propagation":     func(s *specs.Spec) { s.Linux.RootfsPropagation = "sideways" },
+		"personality":     func(s *specs.Spec) { s.Linux.Personality = &specs.LinuxPersonality{Domain: "PDP11"} },
+		"ioprio class":    func(s *specs.Spec) { s.Process.IOPriority = &specs.LinuxIOPriority{Class: "IOPRIO_CLASS_X"} },
+		"ioprio level": func(s *specs.Spec) {
+			s.Process.IOPriority = &specs.LinuxIOPriority{Class: specs.IOPRIO_CLASS_BE, Priority: 8}
+		},
 	}
 	for name, mutate := range bad {
 		s := validSpec()
@@ -119,5 +124,14 @@ func TestWithDefaultDevices(t *testing.T) {
 	}
 	if withDefaultDevices(nil, nil).Devices == nil {
 		t.Error("no rules without resources")
+	}
+}
+
+func TestIOPrioAndPersonality(t *testing.T) {
+	if v, err := ioprioValue(&specs.LinuxIOPriority{Class: specs.IOPRIO_CLASS_BE, Priority: 4}); err != nil || v != 2<<13|4 {
+		t.Errorf("ioprio BE/4 = %#x, %v", v, err)
+	}
+	if v, err := personalityValue(&specs.LinuxPersonality{Domain: specs.PerLinux32}); err != nil || v != 8 {
+		t.Errorf("LINUX32 = %d, %v", v, err)
 	}
 }
