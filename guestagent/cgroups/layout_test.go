@@ -2,6 +2,7 @@ package cgroups
 
 import (
 	"errors"
+	"fmt"
 	"maps"
 	"slices"
 	"testing"
@@ -440,3 +441,33 @@ func TestNewEmptyPath(t *testing.T) {
 }
 
 func ptr[T any](v T) *T { return &v }
+
+func TestPlanV1MemoryExtrasAndBlkio(t *testing.T) {
+	swappiness, weight := uint64(10), uint16(500)
+	off := true
+	rate := []specs.LinuxThrottleDevice{{Rate: 1048576}}
+	rate[0].Major, rate[0].Minor = 8, 0
+	p, err := planV1(&specs.LinuxResources{
+		Memory:  &specs.LinuxMemory{Swappiness: &swappiness, DisableOOMKiller: &off},
+		BlockIO: &specs.LinuxBlockIO{Weight: &weight, ThrottleReadBpsDevice: rate},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := map[string][]fileWrite{
+		"memory": {{"memory.swappiness", "10"}, {"memory.oom_control", "1"}},
+		"blkio":  {{"blkio.weight", "500"}, {"blkio.throttle.read_bps_device", "8:0 1048576"}},
+	}
+	for c, ws := range want {
+		if fmt.Sprint(p[c]) != fmt.Sprint(ws) {
+			t.Errorf("%s: %v, want %v", c, p[c], ws)
+		}
+	}
+	tooMuch, tooLight := uint64(101), uint16(5)
+	if _, err := planV1(&specs.LinuxResources{Memory: &specs.LinuxMemory{Swappiness: &tooMuch}}); !errors.Is(err, ErrInvalid) {
+		t.Errorf("swappiness 101: %v", err)
+	}
+	if _, err := planV1(&specs.LinuxResources{BlockIO: &specs.LinuxBlockIO{Weight: &tooLight}}); !errors.Is(err, ErrInvalid) {
+		t.Errorf("blkio weight 5: %v", err)
+	}
+}

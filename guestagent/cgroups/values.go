@@ -210,6 +210,24 @@ func planV1(res *specs.LinuxResources) (v1Plan, error) {
 			}
 			p["memory"] = append(p["memory"], fileWrite{"memory.memsw.limit_in_bytes", strconv.FormatInt(*m.Swap, 10)})
 		}
+		if m.Swappiness != nil {
+			if *m.Swappiness > 100 {
+				return nil, fmt.Errorf("cgroups: memory swappiness %d is above 100: %w", *m.Swappiness, ErrInvalid)
+			}
+			p["memory"] = append(p["memory"], fileWrite{"memory.swappiness", strconv.FormatUint(*m.Swappiness, 10)})
+		}
+		if m.DisableOOMKiller != nil && *m.DisableOOMKiller {
+			p["memory"] = append(p["memory"], fileWrite{"memory.oom_control", "1"})
+		}
+	}
+	if b := res.BlockIO; b != nil {
+		w, err := blkioV1(b)
+		if err != nil {
+			return nil, err
+		}
+		if len(w) > 0 {
+			p["blkio"] = w
+		}
 	}
 	if c := res.CPU; c != nil {
 		if c.Shares != nil && *c.Shares != 0 {
@@ -253,6 +271,44 @@ func planV1(res *specs.LinuxResources) (v1Plan, error) {
 		p["devices"] = d
 	}
 	return p, nil
+}
+
+// blkioV1 plans the v1 blkio writes. Weights and throttles are written as
+// given; a kernel without the file (no CFQ/BFQ weight support) fails the
+// write, and so the container, rather than dropping the limit.
+func blkioV1(b *specs.LinuxBlockIO) ([]fileWrite, error) {
+	var w []fileWrite
+	if b.Weight != nil && *b.Weight != 0 {
+		if *b.Weight < 10 || *b.Weight > 1000 {
+			return nil, fmt.Errorf("cgroups: blkio weight %d is outside 10..1000: %w", *b.Weight, ErrInvalid)
+		}
+		w = append(w, fileWrite{"blkio.weight", strconv.FormatUint(uint64(*b.Weight), 10)})
+	}
+	if b.LeafWeight != nil && *b.LeafWeight != 0 {
+		w = append(w, fileWrite{"blkio.leaf_weight", strconv.FormatUint(uint64(*b.LeafWeight), 10)})
+	}
+	for _, d := range b.WeightDevice {
+		if d.Weight != nil {
+			w = append(w, fileWrite{"blkio.weight_device", fmt.Sprintf("%d:%d %d", d.Major, d.Minor, *d.Weight)})
+		}
+		if d.LeafWeight != nil {
+			w = append(w, fileWrite{"blkio.leaf_weight_device", fmt.Sprintf("%d:%d %d", d.Major, d.Minor, *d.LeafWeight)})
+		}
+	}
+	for _, t := range []struct {
+		file string
+		devs []specs.LinuxThrottleDevice
+	}{
+		{"blkio.throttle.read_bps_device", b.ThrottleReadBpsDevice},
+		{"blkio.throttle.write_bps_device", b.ThrottleWriteBpsDevice},
+		{"blkio.throttle.read_iops_device", b.ThrottleReadIOPSDevice},
+		{"blkio.throttle.write_iops_device", b.ThrottleWriteIOPSDevice},
+	} {
+		for _, d := range t.devs {
+			w = append(w, fileWrite{t.file, fmt.Sprintf("%d:%d %d", d.Major, d.Minor, d.Rate)})
+		}
+	}
+	return w, nil
 }
 
 // deviceRule renders an OCI device cgroup rule in the v1 devices.allow /
