@@ -30,6 +30,9 @@ var commands []*cli.Command
 var reexecs = map[string]func() int{}
 
 func main() {
+	if code, ok := asInit(); ok {
+		os.Exit(code)
+	}
 	if len(os.Args) > 1 {
 		if run, ok := reexecs[os.Args[1]]; ok {
 			os.Exit(run())

@@ -11,6 +11,7 @@ import (
 	"github.com/google/nftables"
 	"github.com/vishvananda/netlink"
 	"github.com/vishvananda/netns"
+	"golang.org/x/sys/unix"
 )
 
 // ipForwardPath is the IPv4 forwarding switch of the calling process's
@@ -23,7 +24,7 @@ type linuxDataplane struct {
 }
 
 func newDataplane() (dataplane, error) {
-	h, err := netlink.NewHandle()
+	h, err := netlink.NewHandle(unix.NETLINK_ROUTE)
 	if err != nil {
 		return nil, fmt.Errorf("netlink: %w", err)
 	}
@@ -199,7 +200,7 @@ func (d *linuxDataplane) attach(p attachPlan) (err error) {
 	if err := d.h.LinkSetUp(host); err != nil {
 		return fmt.Errorf("veth %s: up: %w", p.HostIf, err)
 	}
-	ch, err := netlink.NewHandleAt(ns)
+	ch, err := netlink.NewHandleAt(ns, unix.NETLINK_ROUTE)
 	if err != nil {
 		return fmt.Errorf("netlink in %s: %w", p.NetNSPath, err)
 	}
@@ -255,7 +256,7 @@ func (d *linuxDataplane) attachNone(netnsPath string) error {
 		return fmt.Errorf("netns %s: %w", netnsPath, err)
 	}
 	defer ns.Close()
-	ch, err := netlink.NewHandleAt(ns)
+	ch, err := netlink.NewHandleAt(ns, unix.NETLINK_ROUTE)
 	if err != nil {
 		return fmt.Errorf("netlink in %s: %w", netnsPath, err)
 	}
