@@ -11,9 +11,10 @@ BIN       := bin
 DIST      := dist
 GOARCHES  := amd64 arm64
 HOSTOSES  := linux darwin windows
+HOSTARCH  := $(shell $(GO) env GOARCH)
 VMCACHE   ?= $(HOME)/.cache/berth-vmimage
 
-.PHONY: help build agent test test-unit test-root test-cross test-vm bench lint dist installers test-installers test-lima demo clean
+.PHONY: help build agent test test-unit test-root test-cross test-vm bench lint dist installers test-installers test-lima vmimage demo clean
 
 help: ## list the targets
 	@awk 'BEGIN{FS=":.*## "} /^[a-z-]+:.*## /{printf "  %-12s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -46,8 +47,11 @@ test-cross: ## build and vet the whole tree for every host OS and arch
 		CGO_ENABLED=0 GOOS=$$os GOARCH=$$a $(GO) vet ./... ; \
 	done; done
 
-test-vm: ## VM tests under QEMU (root; slow under TCG)
-	@echo "make test-vm: the VM (vmimage + qemu driver) has not landed yet; there are no VM tests to run." >&2; exit 2
+vmimage: agent ## build the VM image for this arch into bin/vm/ARCH (Debian packages, cached)
+	$(GO) run ./cmd/berth-vmimage build --arch $(HOSTARCH) --agent $(BIN)/linux-$(HOSTARCH)/berth-agent --cache $(VMCACHE) --out $(BIN)/vm/$(HOSTARCH)
+
+test-vm: vmimage ## VM tests under QEMU (root; TCG here: boot, pull, shares, ports, limits, persistence)
+	BERTH_VMIMAGE=$(CURDIR)/$(BIN)/vm/$(HOSTARCH) $(GO) test -count=1 -tags vm -v -timeout 20m ./platform/qemu/
 
 bench: agent ## benchmarks (root); figures go to docs/benchmarks.md
 	./bench/oci-start.sh $(BIN)/berth-agent
@@ -83,10 +87,20 @@ test-installers: ## installer checks (root): the .deb in a debootstrap chroot, t
 	./installers/test/deb-chroot.sh
 	./installers/test/nsis.sh
 
-demo: ## start berth and serve a page from a container on a forwarded port
-	@echo "make demo: not yet — berth cannot boot its VM until the VM issue lands." >&2
-	@echo "What works today: 'make build' and 'sudo bin/berth-agent oci run …' (see README)." >&2
-	@exit 2
+demo: ## start berth (a QEMU VM) and serve a web page from the built-in demo image on 127.0.0.1:8080
+	@need=; command -v qemu-system-$(subst amd64,x86_64,$(subst arm64,aarch64,$(HOSTARCH))) >/dev/null || need="$$need qemu-system-$(if $(filter arm64,$(HOSTARCH)),arm,x86)"; \
+	command -v busybox >/dev/null || need="$$need busybox-static"; \
+	command -v mkfs.ext4 >/dev/null || need="$$need e2fsprogs"; \
+	command -v xz >/dev/null || need="$$need xz-utils"; \
+	if [ -n "$$need" ]; then echo "make demo: installing$$need"; apt-get update -qq && apt-get install -y -qq $$need; fi
+	$(MAKE) --no-print-directory build vmimage
+	$(BIN)/berth start demo
+	@$(BIN)/berth --instance demo rm -f berth-demo >/dev/null 2>&1 || true
+	$(BIN)/berth --instance demo run -d --name berth-demo -p 127.0.0.1:8080:80 berth/demo:latest
+	@for i in $$(seq 50); do curl -fsS http://127.0.0.1:8080/ >/dev/null 2>&1 && break; sleep 0.2; done
+	@echo; echo "berth is serving the demo page at http://127.0.0.1:8080/ :"; echo
+	@curl -fsS http://127.0.0.1:8080/
+	@echo; echo "(stop it with: $(BIN)/berth stop demo; remove it with: $(BIN)/berth delete -f demo)"
 
 clean: ## remove build outputs
 	rm -rf $(BIN) $(DIST)

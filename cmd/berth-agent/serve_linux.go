@@ -41,6 +41,7 @@ func init() {
 			&cli.StringFlag{Name: "socket", Value: "/run/berth/docker.sock", Usage: "unix socket to listen on (created 0600 in a 0700 directory)"},
 			&cli.StringFlag{Name: "root", Value: "/var/lib/berth", Usage: "directory for images and containers"},
 			&cli.StringFlag{Name: "run-root", Value: "/run/berth", Usage: "directory for runtime state (lost on reboot)"},
+			&cli.StringSliceFlag{Name: "preload", Usage: "image tarball (docker save or OCI archive) to load before serving, once per --root (the VM's built-in demo image)"},
 			&cli.StringFlag{Name: "ssh-listen", Usage: "also serve the host's SSH transport on unix:PATH, tcp:ADDR or vsock:PORT"},
 			&cli.StringFlag{Name: "ssh-host-key", Usage: "PEM private host key of the SSH transport (given by the host, which pins it)"},
 			&cli.StringFlag{Name: "ssh-authorized-keys", Usage: "authorized_keys file: the only client keys the SSH transport accepts"},
@@ -71,6 +72,9 @@ func serve(c *cli.Context) error {
 		return err
 	}
 	defer store.Close()
+	for _, tarball := range c.StringSlice("preload") {
+		preload(c.Context, store, root, tarball, log)
+	}
 	nets := openNetwork(c.Context, filepath.Join(root, "network"), c.Bool("bridge"), log.With("component", "network"))
 	if nets != nil {
 		// Closing stops the DNS servers; bridges and endpoints stay for the
@@ -251,6 +255,37 @@ func loopbackUp() error {
 		return fmt.Errorf("bring loopback up: %w", err)
 	}
 	return nil
+}
+
+// preload loads tarball into the store once per root (a marker file
+// remembers it), before the engine answers, so that a client seeing the
+// agent ready finds the image. A missing tarball is skipped; a failed load
+// is logged: the engine is still useful without it.
+func preload(ctx context.Context, store *image.Store, root, tarball string, log *slog.Logger) {
+	sum := sha256.Sum256([]byte(tarball))
+	marker := filepath.Join(root, ".preloaded-"+hex.EncodeToString(sum[:6]))
+	if _, err := os.Stat(marker); err == nil {
+		return
+	}
+	f, err := os.Open(tarball)
+	if err != nil {
+		if !errors.Is(err, os.ErrNotExist) {
+			log.Warn("preload: cannot open image tarball", "file", tarball, "err", err)
+		}
+		return
+	}
+	defer f.Close()
+	imgs, err := store.Load(ctx, f, nil)
+	if err != nil {
+		log.Warn("preload: image not loaded", "file", tarball, "err", err)
+		return
+	}
+	for _, img := range imgs {
+		log.Info("preloaded image", "file", tarball, "id", img.ID, "tags", img.RepoTags)
+	}
+	if err := os.WriteFile(marker, nil, 0o600); err != nil {
+		log.Warn("preload: marker", "err", err)
+	}
 }
 
 // sshTransport sets up the embedded SSH server through which the host

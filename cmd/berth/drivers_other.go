@@ -1,4 +1,4 @@
-//go:build !linux
+//go:build !linux && !darwin
 
 package main
 
@@ -7,13 +7,18 @@ import (
 
 	"github.com/berth-dev/berth/hostshim/instance"
 	"github.com/berth-dev/berth/platform"
+	"github.com/berth-dev/berth/platform/qemu"
 )
 
-// defaultDriver is the driver of new instances on this OS; the VM drivers (qemu, lima, hcs) have not
-// landed yet.
-const defaultDriver = "qemu"
+// defaultDriver is the driver of new instances on this OS. On Windows the
+// engine for Windows containers (platform/hcs) is served on a named pipe by
+// a service, not through an instance; Linux containers need a VM.
+const defaultDriver = qemu.Name
 
 // newDriver returns the platform driver an instance's config names.
-func newDriver(inst *instance.Instance, _ driverOptions) (platform.Driver, error) {
-	return nil, fmt.Errorf("instance %s: driver %q: %w (no driver is available on this OS yet)", inst.Name, inst.Config.Driver, platform.ErrUnsupported)
+func newDriver(inst *instance.Instance, o driverOptions) (platform.Driver, error) {
+	if inst.Config.Driver == qemu.Name {
+		return qemu.New(inst.Platform(), qemu.Options{Shares: inst.Config.Shares, Debug: o.debug, Progress: o.progress}), nil
+	}
+	return nil, fmt.Errorf("instance %s: driver %q: %w (available here: %s)", inst.Name, inst.Config.Driver, platform.ErrUnsupported, qemu.Name)
 }

@@ -28,6 +28,7 @@ type driverOptions struct {
 	agentPath string
 	noUplink  bool
 	debug     bool
+	progress  func(msg string) // one line per step of a VM start
 }
 
 // instanceCommands manage berth instances: start, stop, status, delete, ssh, and the hidden hostagent.
@@ -150,7 +151,10 @@ func startInstance(c *cli.Context) error {
 	if created {
 		fmt.Fprintf(w, "created instance %s (driver %s) in %s\n", name, inst.Config.Driver, inst.Dir)
 	}
-	drv, err := newDriver(inst, driverOptions{agentPath: c.String("agent"), noUplink: c.Bool("no-uplink"), debug: c.Bool("debug-agent")})
+	drv, err := newDriver(inst, driverOptions{
+		agentPath: c.String("agent"), noUplink: c.Bool("no-uplink"), debug: c.Bool("debug-agent"),
+		progress: func(msg string) { fmt.Fprintln(c.App.ErrWriter, msg) },
+	})
 	if err != nil {
 		return err
 	}

@@ -22,7 +22,7 @@
 //  7. the host shares (9p or virtiofs) at their guest paths, normally the same path as on the host;
 //  8. the engine (`/init serve …`) as a supervised child process, restarted with backoff when it exits
 //     unexpectedly; containers keep running under their shims meanwhile and the new engine finds them again.
-//     On first boot the demo image (/etc/berth/demo-image.tar) is loaded through the engine API.
+//     On first boot the engine preloads the demo image (/etc/berth/demo-image.tar) before it answers.
 //
 // PID 1 reaps every orphan (wait4(-1)); it never lets a library call Wait on a child of its own, so the one
 // reaper loop owns every exit status (see reaper).

@@ -259,10 +259,13 @@ func HostsFile(hostname string) []byte {
 
 // EngineArgv is the engine child's argv: exe's "serve" command with the VM's fixed paths, the SSH transport
 // on every address at SSHPort with the keys from the instance configuration, and bridges forced on (the
-// engine is not PID 1 but owns the VM's network namespace). cfg.Agent's extra arguments are global flags.
+// engine is not PID 1 but owns the VM's network namespace), and the demo image preloaded before the
+// engine answers (so a client that sees the agent ready finds the image). cfg.Agent's extra arguments
+// are global flags.
 func EngineArgv(exe string, cfg instance.Config) []string {
 	argv := append([]string{exe}, cfg.Agent...)
 	return append(argv, "serve",
+		"--preload", DemoImage,
 		"--socket", EngineSocket,
 		"--root", DataDir,
 		"--run-root", RunRoot,

@@ -8,7 +8,6 @@ import (
 	"io"
 	"log/slog"
 	"net"
-	"net/http"
 	"os"
 	"os/signal"
 	"path/filepath"
@@ -37,7 +36,6 @@ const (
 	deviceWait   = 5 * time.Second  // for a device node to appear after its driver loaded
 	engineGrace  = 12 * time.Second // the engine's own shutdown takes up to 10 s
 	processGrace = 5 * time.Second  // for containers to exit on SIGTERM
-	demoWait     = 2 * time.Minute  // for the engine to answer before loading the demo image
 )
 
 // system is PID 1's state.
@@ -109,11 +107,8 @@ func Run(opts Options) error {
 		defer close(engineDone)
 		s.superviseEngine(ctx, EngineArgv(s.exe, cfg))
 	}()
-	go func() {
-		s.loadDemo(ctx)
-		// PID 1 idles from here on: hand the boot's garbage back to the (small) VM.
-		debug.FreeOSMemory()
-	}()
+	// PID 1 idles from here on: hand the boot's garbage back to the (small) VM.
+	debug.FreeOSMemory()
 
 	var why string
 	for why == "" {
@@ -463,55 +458,6 @@ func (s *system) stopEngine(pid int, exited <-chan unix.WaitStatus) {
 	s.log.Warn("engine did not stop in time; killing it")
 	_ = unix.Kill(pid, unix.SIGKILL)
 	<-exited
-}
-
-// loadDemo loads the demo image through the engine API once per data disk.
-func (s *system) loadDemo(ctx context.Context) {
-	marker := filepath.Join(DataDir, ".demo-image-loaded")
-	if _, err := os.Stat(marker); err == nil {
-		return
-	}
-	f, err := os.Open(DemoImage)
-	if err != nil {
-		return
-	}
-	defer f.Close()
-	client := &http.Client{Transport: &http.Transport{DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
-		var d net.Dialer
-		return d.DialContext(ctx, "unix", EngineSocket)
-	}}}
-	ctx, cancel := context.WithTimeout(ctx, demoWait)
-	defer cancel()
-	for {
-		req, _ := http.NewRequestWithContext(ctx, http.MethodGet, "http://berth/_ping", nil)
-		if resp, err := client.Do(req); err == nil {
-			resp.Body.Close()
-			break
-		}
-		select {
-		case <-ctx.Done():
-			s.log.Warn("demo image not loaded: the engine did not answer")
-			return
-		case <-time.After(100 * time.Millisecond):
-		}
-	}
-	req, _ := http.NewRequestWithContext(ctx, http.MethodPost, "http://berth/images/load?quiet=1", f)
-	req.Header.Set("Content-Type", "application/x-tar")
-	resp, err := client.Do(req)
-	if err != nil {
-		s.log.Warn("demo image not loaded", "err", err)
-		return
-	}
-	body, _ := io.ReadAll(io.LimitReader(resp.Body, 4096))
-	resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
-		s.log.Warn("demo image not loaded", "status", resp.Status, "body", strings.TrimSpace(string(body)))
-		return
-	}
-	if err := os.WriteFile(marker, nil, 0o600); err != nil {
-		s.log.Warn("demo image marker", "err", err)
-	}
-	s.log.Info("demo image loaded", "from", DemoImage)
 }
 
 // controlPortPath finds the virtio-serial port named ControlPort.

@@ -84,8 +84,8 @@ var (
 // Options configures the driver.
 type Options struct {
 	// ImageDir is the VM image (the output of `berth-vmimage build`); empty means $BERTH_VMIMAGE, then
-	// share/berth/vm-ARCH next to the executable's directory (../share/berth/vm-ARCH from bin/), then
-	// vm-ARCH next to the executable.
+	// where the installers and `make vmimage` put it relative to the executable: ../share/berth/vm/ARCH
+	// (deb/rpm), vm/ARCH (Windows, bin/ of a build), ../libexec/vm/ARCH (Homebrew).
 	ImageDir string
 	// QEMU is the emulator binary; empty means qemu-system-x86_64 or qemu-system-aarch64 from PATH.
 	QEMU string
