@@ -100,7 +100,7 @@ demo: ## start berth (a QEMU VM) and serve a web page from the built-in demo ima
 	@for i in $$(seq 50); do curl -fsS http://127.0.0.1:8080/ >/dev/null 2>&1 && break; sleep 0.2; done
 	@echo; echo "berth is serving the demo page at http://127.0.0.1:8080/ :"; echo
 	@curl -fsS http://127.0.0.1:8080/
-	@echo; echo "(stop it with: $(BIN)/berth stop demo; remove it with: $(BIN)/berth delete -f demo)"
+	@echo; echo "(stop it with: $(BIN)/berth --instance demo stop; remove it with: $(BIN)/berth delete -f demo)"
 
 clean: ## remove build outputs
 	rm -rf $(BIN) $(DIST)
