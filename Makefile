@@ -56,6 +56,7 @@ test-vm: vmimage ## VM tests under QEMU (root; TCG here: boot, pull, shares, por
 bench: agent ## benchmarks (root); figures go to docs/benchmarks.md
 	./bench/oci-start.sh $(BIN)/berth-agent
 	./bench/run-latency.sh
+	./bench/portfwd.sh
 
 lint: ## gofmt and go vet
 	@out=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null; git ls-files --others --exclude-standard '*.go' 2>/dev/null)); \

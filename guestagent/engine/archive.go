@@ -59,7 +59,13 @@ func statInContainer(c *container.Container, root, p string) (ctypes.PathStat, e
 	if base != "" {
 		full = parent + "/" + base
 	}
-	st, err := os.Lstat(full)
+	lstat := os.Lstat
+	if base == "" {
+		// The container's root itself: /proc/PID/root is a (magic) link to
+		// it, which must be followed.
+		lstat = os.Stat
+	}
+	st, err := lstat(full)
 	if errors.Is(err, fs.ErrNotExist) {
 		return ctypes.PathStat{}, notFoundf("Could not find the file %s in container %s", p, c.Name[min(1, len(c.Name)):])
 	}

@@ -94,7 +94,9 @@ func pathsOf(dir string) paths {
 	}
 }
 
-// agentArgs is the agent's argv.
+// agentArgs is the agent's argv. --bridge: the agent's network namespace is
+// its own (the driver made it), so bridges and nftables rules there are
+// safe; the agent's own check would otherwise race slirp4netns's tap0.
 func agentArgs(agent string, inst platform.Instance, p paths, debug bool) []string {
 	argv := []string{agent}
 	if debug {
@@ -107,6 +109,7 @@ func agentArgs(agent string, inst platform.Instance, p paths, debug bool) []stri
 		"--ssh-listen", "unix:"+p.sshSocket,
 		"--ssh-host-key", inst.HostKeyFile,
 		"--ssh-authorized-keys", inst.AuthorizedKeysFile,
+		"--bridge",
 	)
 }
 

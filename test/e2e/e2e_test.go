@@ -376,6 +376,12 @@ func testFlows(t *testing.T, which string) {
 	if out := e.ok(t, which, "exec", "w", "cat", "/tmp/up.txt"); out != "from the host\n" {
 		t.Fatalf("cp in: %q", out)
 	}
+	// A new name at the root, and into a directory named with a slash.
+	e.ok(t, which, "cp", local, "w:/at-root.txt")
+	e.ok(t, which, "cp", local, "w:/home/")
+	if out := e.ok(t, which, "exec", "w", "cat", "/at-root.txt", "/home/upload.txt"); out != "from the host\nfrom the host\n" {
+		t.Fatalf("cp in (root, dir/): %q", out)
+	}
 	down := filepath.Join(e.dir, "passwd.out")
 	e.ok(t, which, "cp", "w:/etc/passwd", down)
 	if b, err := os.ReadFile(down); err != nil || !strings.HasPrefix(string(b), "root:x:0:0:") {
