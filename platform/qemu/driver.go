@@ -191,18 +191,29 @@ func (d *Driver) Start(ctx context.Context) error {
 		accel = os.Getenv(AccelEnv)
 	}
 	auto := accel == ""
+	broken := ""
 	if auto {
 		accel = ChooseAccel(runtime.GOOS, runtime.GOARCH, d.opts.Arch, kvmUsable())
+		broken = filepath.Join(d.p.dir, "accel-"+accel+".broken")
+		if _, err := os.Stat(broken); err == nil && accel != AccelTCG {
+			// This instance's last boot found the accelerator unusable: do
+			// not pay for the failed attempt again.
+			d.progress("%s failed here before; using TCG (remove %s to try it again)", accel, broken)
+			accel = AccelTCG
+		}
 	}
 	err = d.boot(ctx, accel, hostKey)
 	if auto && accel != AccelTCG && errors.Is(err, errEarlyExit) {
 		// /dev/kvm opens but QEMU cannot run a guest on it (nested virtualisation without the CPU
 		// features QEMU sets up, for one): fall back to TCG.
-		d.progress("%s did not work (%v); retrying with TCG", accel, firstLine(tail(d.p.qemuLog, 1)))
+		why := firstLine(tail(d.p.qemuLog, 1))
+		d.progress("%s did not work (%v); retrying with TCG", accel, why)
 		if err := d.cleanup(); err != nil {
 			return fmt.Errorf("qemu start %s: %w", d.inst.Name, err)
 		}
-		err = d.boot(ctx, AccelTCG, hostKey)
+		if err = d.boot(ctx, AccelTCG, hostKey); err == nil {
+			_ = os.WriteFile(broken, []byte(why+"\n"), 0o600)
+		}
 	}
 	return err
 }
