@@ -68,6 +68,7 @@ dist: agent ## release archives for every OS/arch, the VM images (dist/vm/ARCH) 
 	@set -e; for os in $(HOSTOSES); do for a in $(GOARCHES); do \
 		ext=; [ $$os = windows ] && ext=.exe; d=$(DIST)/berth-$(VERSION)-$$os-$$a; mkdir -p $$d; \
 		CGO_ENABLED=0 GOOS=$$os GOARCH=$$a $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $$d/berth$$ext ./cmd/berth; \
+		if [ $$os = windows ]; then CGO_ENABLED=0 GOOS=windows GOARCH=$$a $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $$d/berth-engine.exe ./cmd/berth-engine; fi; \
 		CGO_ENABLED=0 GOOS=linux GOARCH=$$a $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $$d/berth-agent ./cmd/berth-agent; \
 		tar -C $(DIST) -czf $$d.tar.gz $$(basename $$d); rm -rf $$d; \
 	done; done

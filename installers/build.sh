@@ -69,7 +69,8 @@ vi_version() {
 		echo 0.0.0.0
 	fi
 }
-# unpack OS ARCH: extract the dist archive, print the directory holding berth[.exe] and berth-agent.
+# unpack OS ARCH: extract the dist archive, print the directory holding berth[.exe] and berth-agent
+# (and, for windows, berth-engine.exe).
 unpack() {
 	local tgz="$dist/berth-$version-$1-$2.tar.gz" d="$work/$1-$2"
 	[ -f "$tgz" ] || die "missing $tgz (make dist VERSION=$version)"
@@ -131,6 +132,9 @@ if wants nsis; then
 	command -v makensis >/dev/null || die "makensis not found (apt-get install nsis)"
 	command -v osslsigncode >/dev/null || die "osslsigncode not found (apt-get install osslsigncode)"
 	src=$(unpack windows amd64)
+	for f in berth.exe berth-engine.exe berth-agent; do
+		[ -f "$src/$f" ] || die "the windows/amd64 archive holds no $f (make dist VERSION=$version)"
+	done
 	cert=${BERTH_SIGN_CERT:-}
 	key=${BERTH_SIGN_KEY:-}
 	if [ -z "$cert" ] || [ -z "$key" ]; then
@@ -146,7 +150,7 @@ if wants nsis; then
 	fi
 	out="$dist/berth-$version-windows-amd64-setup.exe"
 	defs=(-DVERSION="$version" -DVIVERSION="$(vi_version "$version")" -DBERTH_EXE="$src/berth.exe"
-		-DBERTH_AGENT="$src/berth-agent" -DREADME="$repo/README.md" -DOUTFILE="$out"
+		-DBERTH_ENGINE_EXE="$src/berth-engine.exe" -DBERTH_AGENT="$src/berth-agent" -DREADME="$repo/README.md" -DOUTFILE="$out"
 		-DSIGN_CMD="sh $repo/installers/windows/sign.sh $cert $key")
 	if [ -n "$vm" ] && [ -f "$vm/amd64/manifest.json" ]; then defs+=(-DVMDIR="$vm/amd64"); fi
 	step "makensis -> $out"

@@ -11,8 +11,9 @@ const berthMod = "github.com/berth-dev/berth/"
 
 // The dependency fences of DESIGN.md: the host CLI and every host package never link the guest's code, the
 // agent never links host-only code or Windows' hcsshim, and the one package both ends of the SSH transport
-// share (guestagent/sshwire, the only guest package the host may link) links neither side. Checked for every
-// host OS, since build tags decide what is linked.
+// share (guestagent/sshwire, the only guest package the host may link) links neither side. The Windows
+// engine (cmd/berth-engine: platform/hcs and guestagent/engine) links no host package and not the Linux
+// runtime (guestagent/runtime/libct). Checked for every host OS, since build tags decide what is linked.
 func TestDependencyFences(t *testing.T) {
 	if testing.Short() {
 		t.Skip("runs go list for several platforms")
@@ -36,6 +37,10 @@ func TestDependencyFences(t *testing.T) {
 			"github.com/lima-vm/",
 		}, nil},
 		{[]string{berthMod + "guestagent/sshwire"}, hostOS, []string{berthMod}, nil},
+		{[]string{berthMod + "cmd/berth-engine"}, hostOS, []string{
+			berthMod + "hostshim/",
+			berthMod + "guestagent/runtime/libct/",
+		}, nil},
 	}
 	for _, f := range fences {
 		for _, goos := range f.goos {

@@ -4,15 +4,15 @@
 #
 # Usage: installers/test/nsis.sh [DIST VERSION]
 #   With DIST and VERSION it packages DIST/berth-VERSION-windows-amd64.tar.gz (from make dist);
-#   without, it builds berth.exe (windows/amd64) and the linux/amd64 agent first.
+#   without, it builds berth.exe and berth-engine.exe (windows/amd64) and the linux/amd64 agent first.
 # Needs: go, makensis (nsis), osslsigncode, openssl, 7zz (7zip), file — apt-get install -y nsis
 # osslsigncode openssl 7zip file.
 #
 # Checks: installers/build.sh --only nsis succeeds (it signs and verifies too); the result is a
 # PE Nullsoft installer; `osslsigncode verify -CAfile CERT` says "Signature verification: ok";
 # the same file verified against another certificate fails; a copy with one byte changed fails;
-# the installer holds berth.exe (byte-identical to the archive's), berth-agent, path.ps1,
-# README.md and uninstall.exe, and uninstall.exe carries a valid signature by the same
+# the installer holds berth.exe and berth-engine.exe (byte-identical to the archive's), berth-agent,
+# path.ps1, README.md and uninstall.exe, and uninstall.exe carries a valid signature by the same
 # certificate. The certificates and keys live in a temporary directory removed on exit.
 set -euo pipefail
 
@@ -52,8 +52,9 @@ else
 	d=$dist/berth-$version-windows-amd64
 	mkdir -p "$d"
 	ld="-s -w -X main.version=$version -X main.commit=$commit"
-	echo "nsis: building berth.exe (windows/amd64) and berth-agent (linux/amd64), $version"
+	echo "nsis: building berth.exe, berth-engine.exe (windows/amd64) and berth-agent (linux/amd64), $version"
 	(cd "$repo" && CGO_ENABLED=0 GOOS=windows GOARCH=amd64 go build -trimpath -ldflags "$ld" -o "$d/berth.exe" ./cmd/berth)
+	(cd "$repo" && CGO_ENABLED=0 GOOS=windows GOARCH=amd64 go build -trimpath -ldflags "$ld" -o "$d/berth-engine.exe" ./cmd/berth-engine)
 	(cd "$repo" && CGO_ENABLED=0 GOOS=linux GOARCH=amd64 go build -trimpath -ldflags "$ld" -o "$d/berth-agent" ./cmd/berth-agent)
 	tar -C "$dist" -czf "$d.tar.gz" "$(basename "$d")"
 	rm -rf "$d"
@@ -94,16 +95,19 @@ grep -q 'MISMATCH' "$work/v3.log" || die "the changed copy failed for another re
 ok "a copy with one byte changed (offset $off) fails verification: message digest MISMATCH"
 
 7zz l -ba "$exe" >"$work/list" || die "7zz cannot list $exe"
-for f in berth.exe berth-agent path.ps1 README.md uninstall.exe; do
+for f in berth.exe berth-engine.exe berth-agent path.ps1 README.md uninstall.exe; do
 	grep -qE "[[:space:]]$f\$" "$work/list" || die "the installer holds no $f"
 done
-ok "the installer holds berth.exe, berth-agent, path.ps1, README.md, uninstall.exe"
+ok "the installer holds berth.exe, berth-engine.exe, berth-agent, path.ps1, README.md, uninstall.exe"
 mkdir "$work/x"
-(cd "$work/x" && 7zz x -y "$exe" berth.exe uninstall.exe >/dev/null) || die "7zz cannot extract"
-want=$(tar -xzOf "$dist/berth-$version-windows-amd64.tar.gz" "berth-$version-windows-amd64/berth.exe" | sha256sum | cut -d' ' -f1)
-got=$(sha256sum "$work/x/berth.exe" | cut -d' ' -f1)
-[ "$want" = "$got" ] || die "berth.exe in the installer ($got) differs from the archive's ($want)"
-ok "berth.exe in the installer is the archive's (sha256 $got)"
+(cd "$work/x" && 7zz x -y "$exe" berth.exe berth-engine.exe uninstall.exe >/dev/null) || die "7zz cannot extract"
+for f in berth.exe berth-engine.exe; do
+	want=$(tar -xzOf "$dist/berth-$version-windows-amd64.tar.gz" "berth-$version-windows-amd64/$f" | sha256sum | cut -d' ' -f1)
+	got=$(sha256sum "$work/x/$f" | cut -d' ' -f1)
+	[ "$want" = "$got" ] || die "$f in the installer ($got) differs from the archive's ($want)"
+	ok "$f in the installer is the archive's (sha256 $got)"
+done
+file -b "$work/x/berth-engine.exe" | grep -q 'PE32+.*x86-64' || die "berth-engine.exe is not a windows/amd64 PE: $(file -b "$work/x/berth-engine.exe")"
 osslsigncode verify -CAfile "$work/pki/signer.pem" -in "$work/x/uninstall.exe" >"$work/v4.log" 2>&1 ||
 	{ cat "$work/v4.log" >&2; die "uninstall.exe does not verify"; }
 grep -q '^Signature verification: ok' "$work/v4.log" || die "uninstall.exe: no 'Signature verification: ok'"

@@ -1,16 +1,17 @@
 ; berth Windows installer (NSIS 3, built on Linux with makensis; see installers/build.sh).
 ;
-; Installs berth.exe (and the linux agent and VM image for the VM drivers) into
-; "Program Files\berth", adds that directory to the system PATH, registers the Windows service
-; "berth" and writes an uninstaller that undoes all three.
+; Installs berth.exe and berth-engine.exe (and the linux agent and VM image for the VM drivers)
+; into "Program Files\berth", adds that directory to the system PATH, registers the Windows
+; service "berth" and writes an uninstaller that undoes all three.
 ;
-; The service runs `berth.exe engine serve --pipe \\.\pipe\berth_engine`. That command (the
-; Windows engine on a named pipe) has not landed in berth yet: the service is registered with
-; start type "demand" so that nothing fails at boot; start it with `sc.exe start berth` once
-; the command exists.
+; The service runs `berth-engine.exe serve --pipe \\.\pipe\berth_engine`: the Windows engine
+; (Windows containers through HCS) on a named pipe, data under %ProgramData%\berth. It is
+; registered with start type "demand" (it needs the Containers feature and an HNS "nat"
+; network, which not every machine has): start it with `sc.exe start berth`.
 ;
 ; Defines (makensis -D): VERSION (display version), VIVERSION (a.b.c.d), BERTH_EXE (path to
-; berth.exe), OUTFILE; optional BERTH_AGENT (linux agent), VMDIR (VM image directory),
+; berth.exe), BERTH_ENGINE_EXE (path to berth-engine.exe), OUTFILE; optional BERTH_AGENT
+; (linux agent), VMDIR (VM image directory),
 ; README (README.md), SIGN_CMD (a command that signs the file given as its last argument in
 ; place; used for the uninstaller, which makensis writes while compiling).
 
@@ -27,12 +28,16 @@ SetCompressor /SOLID lzma
 !ifndef BERTH_EXE
   !error "define BERTH_EXE (path to the windows/amd64 berth.exe)"
 !endif
+!ifndef BERTH_ENGINE_EXE
+  !error "define BERTH_ENGINE_EXE (path to the windows/amd64 berth-engine.exe)"
+!endif
 !ifndef OUTFILE
   !define OUTFILE "berth-${VERSION}-windows-amd64-setup.exe"
 !endif
 
 !define SERVICE "berth"
-!define SERVICE_CMD "engine serve --pipe \\.\pipe\berth_engine"
+!define SERVICE_EXE "berth-engine.exe"
+!define SERVICE_CMD "serve --pipe \\.\pipe\berth_engine"
 !define UNINSTKEY "Software\Microsoft\Windows\CurrentVersion\Uninstall\berth"
 !define APPKEY "Software\berth"
 !define PS '"$SYSDIR\WindowsPowerShell\v1.0\powershell.exe" -NoProfile -NonInteractive -ExecutionPolicy Bypass -File'
@@ -86,11 +91,13 @@ Section "berth" SecBerth
   SectionIn RO
   SetOutPath "$INSTDIR"
 
-  ; An upgrade: stop the service before its binary is replaced (fails harmlessly when absent).
-  nsExec::ExecToLog '"$SYSDIR\sc.exe" stop ${SERVICE}'
+  ; An upgrade: stop the service before its binary is replaced (net stop waits until it has
+  ; stopped; fails harmlessly when the service is absent or not running).
+  nsExec::ExecToLog '"$SYSDIR\net.exe" stop ${SERVICE}'
   Pop $0
 
   File "/oname=berth.exe" "${BERTH_EXE}"
+  File "/oname=${SERVICE_EXE}" "${BERTH_ENGINE_EXE}"
   File "/oname=path.ps1" "path.ps1"
 !ifdef BERTH_AGENT
   ; The static linux/amd64 agent that runs inside the VM.
@@ -119,10 +126,10 @@ Section "berth" SecBerth
 
   ; The service: create it, or point an existing one at this binary.
   DetailPrint "Registering the service ${SERVICE}"
-  nsExec::ExecToLog '"$SYSDIR\sc.exe" create ${SERVICE} binPath= "\"$INSTDIR\berth.exe\" ${SERVICE_CMD}" start= demand DisplayName= "berth engine"'
+  nsExec::ExecToLog '"$SYSDIR\sc.exe" create ${SERVICE} binPath= "\"$INSTDIR\${SERVICE_EXE}\" ${SERVICE_CMD}" start= demand DisplayName= "berth engine"'
   Pop $0
   ${If} $0 != 0
-    nsExec::ExecToLog '"$SYSDIR\sc.exe" config ${SERVICE} binPath= "\"$INSTDIR\berth.exe\" ${SERVICE_CMD}" start= demand DisplayName= "berth engine"'
+    nsExec::ExecToLog '"$SYSDIR\sc.exe" config ${SERVICE} binPath= "\"$INSTDIR\${SERVICE_EXE}\" ${SERVICE_CMD}" start= demand DisplayName= "berth engine"'
     Pop $0
   ${EndIf}
   ${If} $0 != 0
@@ -147,7 +154,8 @@ SectionEnd
 
 Section "Uninstall"
   DetailPrint "Removing the service ${SERVICE}"
-  nsExec::ExecToLog '"$SYSDIR\sc.exe" stop ${SERVICE}'
+  ; net stop waits until the engine has stopped, so that its binary can be deleted.
+  nsExec::ExecToLog '"$SYSDIR\net.exe" stop ${SERVICE}'
   Pop $0
   nsExec::ExecToLog '"$SYSDIR\sc.exe" delete ${SERVICE}'
   Pop $0
@@ -158,6 +166,7 @@ Section "Uninstall"
   SendMessage ${HWND_BROADCAST} ${WM_SETTINGCHANGE} 0 "STR:Environment" /TIMEOUT=5000
 
   Delete "$INSTDIR\berth.exe"
+  Delete "$INSTDIR\${SERVICE_EXE}"
   Delete "$INSTDIR\berth-agent"
   Delete "$INSTDIR\README.md"
   Delete "$INSTDIR\path.ps1"
