@@ -57,8 +57,6 @@ const (
 	DefaultInspectTimeout = 10 * time.Second
 	noTargetRetries       = 4                     // re-inspections of a container without an address
 	noTargetDelay         = 50 * time.Millisecond // doubling: 50+100+200+400 ms
-	resyncMin             = 100 * time.Millisecond
-	resyncMax             = 5 * time.Second
 )
 
 // Config configures a Manager. Engine and Dialer are required.
@@ -150,7 +148,7 @@ func (m *Manager) Run(ctx context.Context) error {
 			return ctx.Err()
 		}
 		failures++
-		d := resyncDelay(failures, rand.Float64())
+		d := transport.Backoff(failures, rand.Float64())
 		m.log.Warn("engine event stream ended; resubscribing", "err", err, "in", d)
 		t := time.NewTimer(d)
 		select {
@@ -163,16 +161,6 @@ func (m *Manager) Run(ctx context.Context) error {
 			failures = 0
 		}
 	}
-}
-
-// resyncDelay: 100 ms doubling to 5 s, jittered into [½, 1).
-func resyncDelay(failures int, jitter float64) time.Duration {
-	d := resyncMin
-	for i := 1; i < failures && d < resyncMax; i++ {
-		d *= 2
-	}
-	d = min(d, resyncMax)
-	return d/2 + time.Duration(jitter*float64(d/2))
 }
 
 // follow subscribes to events, reconciles with the running containers, then applies events until the

@@ -54,15 +54,6 @@ func TestPlan(t *testing.T) {
 	}
 }
 
-func TestResyncDelay(t *testing.T) {
-	if d := resyncDelay(1, 0); d != 50*time.Millisecond {
-		t.Fatalf("first: %v", d)
-	}
-	if d := resyncDelay(100, 0.999); d > resyncMax || d < resyncMax/2 {
-		t.Fatalf("cap: %v", d)
-	}
-}
-
 // fakeEngine serves scripted containers and events.
 type fakeEngine struct {
 	mu         sync.Mutex

@@ -238,7 +238,7 @@ func (c *Client) connect(done chan struct{}) {
 	}
 	if err != nil {
 		c.failures++
-		c.next = time.Now().Add(backoff(c.failures, rand.Float64()))
+		c.next = time.Now().Add(Backoff(c.failures, rand.Float64()))
 		c.lastErr = err
 		c.log.Debug("agent connection attempt failed", "err", err, "failures", c.failures)
 		return
@@ -253,8 +253,9 @@ func (c *Client) connect(done chan struct{}) {
 	go c.keepAlive(l)
 }
 
-// backoff is the delay before attempt failures+1: 100 ms doubling to 5 s, scaled into [½, 1) by jitter.
-func backoff(failures int, jitter float64) time.Duration {
+// Backoff is the delay before attempt failures+1 of anything that reconnects to the agent: 100 ms
+// doubling to 5 s, scaled into [½, 1) by jitter (a value in [0, 1), e.g. rand.Float64()).
+func Backoff(failures int, jitter float64) time.Duration {
 	d := backoffMin
 	for i := 1; i < failures && d < backoffMax; i++ {
 		d *= 2

@@ -46,9 +46,9 @@ func TestBackoff(t *testing.T) {
 		{7, 0, 2500 * time.Millisecond},
 		{50, 0.999999, 5 * time.Second},
 	} {
-		got := backoff(tc.failures, tc.jitter).Round(time.Millisecond)
+		got := Backoff(tc.failures, tc.jitter).Round(time.Millisecond)
 		if got != tc.want {
-			t.Errorf("backoff(%d, %v) = %v, want %v", tc.failures, tc.jitter, got, tc.want)
+			t.Errorf("Backoff(%d, %v) = %v, want %v", tc.failures, tc.jitter, got, tc.want)
 		}
 	}
 }
