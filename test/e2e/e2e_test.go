@@ -131,34 +131,19 @@ func mountsUnder(t *testing.T, dir string) []string {
 // cgroups (the agent, its child, places containers in <own>/berth/<id>).
 func containerCgroups(t *testing.T) []string {
 	t.Helper()
-	b, err := os.ReadFile("/proc/self/cgroup")
+	parents, err := cgroupstest.Dirs("berth")
 	if err != nil {
 		t.Fatal(err)
 	}
 	var left []string
-	for _, line := range strings.Split(strings.TrimSpace(string(b)), "\n") {
-		parts := strings.SplitN(line, ":", 3)
-		if len(parts) != 3 {
+	for _, base := range parents {
+		entries, err := os.ReadDir(base)
+		if err != nil {
 			continue
 		}
-		var mounts []string
-		if parts[1] == "" { // cgroup v2: hybrid (unified/) or pure
-			mounts = []string{"/sys/fs/cgroup/unified", "/sys/fs/cgroup"}
-		} else {
-			for _, c := range strings.Split(strings.TrimPrefix(parts[1], "name="), ",") {
-				mounts = append(mounts, filepath.Join("/sys/fs/cgroup", c))
-			}
-		}
-		for _, m := range mounts {
-			base := filepath.Join(m, parts[2], "berth")
-			entries, err := os.ReadDir(base)
-			if err != nil {
-				continue
-			}
-			for _, e := range entries {
-				if e.IsDir() && len(e.Name()) == 64 {
-					left = append(left, filepath.Join(base, e.Name()))
-				}
+		for _, e := range entries {
+			if e.IsDir() && len(e.Name()) == 64 {
+				left = append(left, filepath.Join(base, e.Name()))
 			}
 		}
 	}
