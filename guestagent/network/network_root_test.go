@@ -12,7 +12,6 @@ import (
 	"net"
 	"net/netip"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -25,11 +24,9 @@ import (
 	"github.com/vishvananda/netns"
 	"golang.org/x/net/dns/dnsmessage"
 	"golang.org/x/sys/unix"
-)
 
-// inNSEnv marks the re-executed test binary that runs inside a throwaway
-// network and mount namespace.
-const inNSEnv = "BERTH_NETWORK_TEST_ISOLATED"
+	"github.com/berth-dev/berth/guestagent/network/nettest"
+)
 
 // hostState is what must be the same on the host before and after a test.
 type hostState struct {
@@ -75,58 +72,22 @@ func snapshotHost(t *testing.T) hostState {
 // nftables tables and ip_forward are unchanged, and returns false.
 func isolated(t *testing.T) bool {
 	t.Helper()
-	if parent := os.Getenv(inNSEnv); parent != "" {
-		self, err := os.Readlink("/proc/self/ns/net")
-		if err != nil || self == parent {
-			t.Fatalf("not in a separate network namespace (%s, parent %s): %v", self, parent, err)
+	var before hostState
+	return nettest.Isolated(t, 3*time.Minute, func() { before = snapshotHost(t) }, func() {
+		after := snapshotHost(t)
+		if !slices.Equal(before.links, after.links) {
+			t.Errorf("host links changed: %v -> %v", before.links, after.links)
 		}
-		// The fresh namespace has its loopback down.
-		lo, err := netlink.LinkByName("lo")
-		if err != nil {
-			t.Fatal(err)
+		if !slices.Equal(before.tables, after.tables) {
+			t.Errorf("host nftables tables changed: %v -> %v", before.tables, after.tables)
 		}
-		if err := netlink.LinkSetUp(lo); err != nil {
-			t.Fatal(err)
+		if slices.ContainsFunc(after.tables, func(s string) bool { return strings.HasSuffix(s, "/"+nftTable) }) {
+			t.Errorf("host has a %s table", nftTable)
 		}
-		return true
-	}
-	if os.Geteuid() != 0 {
-		t.Skip("needs root: network namespaces, bridges and nftables")
-	}
-	unshare, err := exec.LookPath("unshare")
-	if err != nil {
-		t.Skip("needs unshare(1) to isolate the test's network namespace")
-	}
-	hostNS, err := os.Readlink("/proc/self/ns/net")
-	if err != nil {
-		t.Fatal(err)
-	}
-	before := snapshotHost(t)
-	cmd := exec.Command(unshare, "--net", "--mount", "--propagation", "private", "--",
-		os.Args[0], "-test.run=^"+t.Name()+"$", "-test.v", "-test.count=1", "-test.timeout=3m")
-	cmd.Env = append(os.Environ(), inNSEnv+"="+hostNS)
-	out, err := cmd.CombinedOutput()
-	t.Logf("isolated run:\n%s", out)
-	if err != nil {
-		t.Fatalf("isolated run: %v", err)
-	}
-	if !strings.Contains(string(out), "--- PASS: "+t.Name()) {
-		t.Fatal("isolated run did not pass the test")
-	}
-	after := snapshotHost(t)
-	if !slices.Equal(before.links, after.links) {
-		t.Errorf("host links changed: %v -> %v", before.links, after.links)
-	}
-	if !slices.Equal(before.tables, after.tables) {
-		t.Errorf("host nftables tables changed: %v -> %v", before.tables, after.tables)
-	}
-	if slices.ContainsFunc(after.tables, func(s string) bool { return strings.HasSuffix(s, "/"+nftTable) }) {
-		t.Errorf("host has a %s table", nftTable)
-	}
-	if before.ipForward != after.ipForward {
-		t.Errorf("host ip_forward changed: %s -> %s", before.ipForward, after.ipForward)
-	}
-	return false
+		if before.ipForward != after.ipForward {
+			t.Errorf("host ip_forward changed: %s -> %s", before.ipForward, after.ipForward)
+		}
+	})
 }
 
 // inNS runs fn inside the namespace at path.

@@ -12,7 +12,6 @@ import (
 	"net/http"
 	"net/netip"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -25,59 +24,20 @@ import (
 
 	"github.com/berth-dev/berth/guestagent/image/imagetest"
 	"github.com/berth-dev/berth/guestagent/network"
+	"github.com/berth-dev/berth/guestagent/network/nettest"
 )
 
-// netIsolatedEnv marks the re-executed test binary that runs inside a
-// throwaway network and mount namespace; its value is the parent's netns.
-const netIsolatedEnv = "BERTH_CONTAINER_NET_TEST_ISOLATED"
-
-// netIsolated reports whether the test body should run here. Outside the
-// throwaway namespace it re-runs this one test under
-// `unshare --net --mount`, checks that it passed and that the host's links
-// are unchanged, and returns false.
+// netIsolated reports whether the test body should run here; outside the
+// throwaway namespace it re-runs the test there and checks that the host's
+// links are unchanged.
 func netIsolated(t *testing.T) bool {
 	t.Helper()
-	if parent := os.Getenv(netIsolatedEnv); parent != "" {
-		self, err := os.Readlink("/proc/self/ns/net")
-		if err != nil || self == parent {
-			t.Fatalf("not in a separate network namespace (%s, parent %s): %v", self, parent, err)
+	var before []string
+	return nettest.Isolated(t, 4*time.Minute, func() { before = linkNames(t) }, func() {
+		if after := linkNames(t); !slices.Equal(before, after) {
+			t.Errorf("host links changed: %v -> %v", before, after)
 		}
-		lo, err := netlink.LinkByName("lo")
-		if err != nil {
-			t.Fatal(err)
-		}
-		if err := netlink.LinkSetUp(lo); err != nil {
-			t.Fatal(err)
-		}
-		return true
-	}
-	if os.Geteuid() != 0 {
-		t.Skip("needs root: network namespaces, bridges and nftables")
-	}
-	unshare, err := exec.LookPath("unshare")
-	if err != nil {
-		t.Skip("needs unshare(1) to isolate the test's network namespace")
-	}
-	hostNS, err := os.Readlink("/proc/self/ns/net")
-	if err != nil {
-		t.Fatal(err)
-	}
-	before := linkNames(t)
-	cmd := exec.Command(unshare, "--net", "--mount", "--propagation", "private", "--",
-		os.Args[0], "-test.run=^"+t.Name()+"$", "-test.v", "-test.count=1", "-test.timeout=4m")
-	cmd.Env = append(os.Environ(), netIsolatedEnv+"="+hostNS)
-	out, err := cmd.CombinedOutput()
-	t.Logf("isolated run:\n%s", out)
-	if err != nil {
-		t.Fatalf("isolated run: %v", err)
-	}
-	if !strings.Contains(string(out), "--- PASS: "+t.Name()) {
-		t.Fatal("isolated run did not pass the test")
-	}
-	if after := linkNames(t); !slices.Equal(before, after) {
-		t.Errorf("host links changed: %v -> %v", before, after)
-	}
-	return false
+	})
 }
 
 func linkNames(t *testing.T) []string {
