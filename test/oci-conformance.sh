@@ -114,11 +114,12 @@ cleanup_containers() {
 }
 
 # cleanup_cgroups: remove (deepest first) the cgroups the suite made that did not exist before the run: those
-# named after a container id (a UUID), and the suite's fixed cgroupsPath values (/cgrouptest and
-# testdir/cgrouptest/container). Anything else, e.g. another test's cgroups, is left alone.
+# named after a container id (a UUID), the suite's fixed cgroupsPath values (/cgrouptest and
+# testdir/cgrouptest/container), and the berth/ parent where berth puts containers without a cgroupsPath.
+# Anything else, e.g. another test's cgroups, is left alone.
 cleanup_cgroups() {
 	find /sys/fs/cgroup -mindepth 1 -maxdepth 6 -type d 2>/dev/null | sort | comm -13 "$CG_BEFORE" - |
-		grep -E '/([0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}|cgrouptest|testdir|container)$' |
+		grep -E '/([0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}|cgrouptest|testdir|container|berth)$' |
 		awk '{ print length($0) " " $0 }' | sort -rn | cut -d' ' -f2- | while read -r d; do
 		rmdir "$d" 2>/dev/null || echo "warning: could not remove cgroup $d" >&2
 	done || true
