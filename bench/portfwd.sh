@@ -6,8 +6,11 @@
 # clock when the sink answers the byte count it received, so nothing still buffered is counted. Paths:
 #   loopback  sender → sink on the host
 #   relay     sender → tcpbench relay (io.Copy both ways) → sink on the host
-#   berth     sender → 127.0.0.1:P published by `berth start --driver native` → hostagent → SSH direct-tcpip
-#             (over the instance's unix socket) → agent → container (bridge network) → sink inside the container
+#   berth     sender → 127.0.0.1:P published by `berth start --driver native`; the hostagent accepts and
+#             hands the socket to the agent (SCM_RIGHTS over <instance>/agent.handoff, authorised by a token
+#             from the SSH link), and the agent splices it to its connection to the container (bridge
+#             network) → sink inside the container. With BERTH_NO_HANDOFF=1 in the environment the hostagent
+#             carries it over SSH instead (direct-tcpip over the instance's unix socket), as for a VM.
 #   berth-hostnet  the same into a --network host container (the agent's own namespace: no veth/bridge)
 #   ssh-L     sender → `ssh -N -L` (aes128-gcm@openssh.com) → sshd on 127.0.0.1 → sink on the host
 # ROUNDS (default 5) rounds alternate the paths (A B C D A B C D …) after one 256 MiB warm-up each; the
@@ -22,7 +25,7 @@
 # `nobody` (the forwarding login) in bind-mounted copies of /etc/passwd and /etc/shadow; the host's files
 # are not changed. Throwaway host and client keys, its own config, a random port, killed by PID.
 #
-# Environment: BENCH_NO_RECORD=1 to not append to docs/benchmarks.md; BENCH_GCTRACE=1 (see above).
+# Environment: BERTH_NO_HANDOFF=1 (see above); BENCH_NO_RECORD=1 to not append to docs/benchmarks.md; BENCH_GCTRACE=1 (see above).
 # Needs root, Go, docker (CLI only), ssh/ssh-keygen (openssh-client), iproute2 (ss).
 set -euo pipefail
 
@@ -305,8 +308,8 @@ table=$(
 	for p in $PATHS; do
 		read -r med min max <<<"$(stats "$T/$p.gbps")"
 		label=$p
-		[ "$p" = berth ] && label="berth ($BERTH_NET network)"
-		[ "$p" = berth-hostnet ] && label="berth (host network)"
+		[ "$p" = berth ] && label="berth ($BERTH_NET network${BERTH_NO_HANDOFF:+, over SSH})"
+		[ "$p" = berth-hostnet ] && label="berth (host network${BERTH_NO_HANDOFF:+, over SSH})"
 		cpu=
 		for name in sender $(procs_of "$p" | sed 's/=[^ ]*//g'); do
 			cpu+=$(awk -v n="$name" -v u="${CPU[$p.$name.u]}" -v s="${CPU[$p.$name.s]}" -v g="$GIB" \
@@ -337,7 +340,7 @@ if [ "${BENCH_NO_RECORD:-}" != 1 ]; then
 		echo
 		echo "Machine: $(uname -srm), $(nproc) cores ($cpu), $(. /etc/os-release && echo "$PRETTY_NAME");" \
 			"load average before/after: $LOAD_BEFORE / $(cut -d' ' -f1-3 /proc/loadavg)."
-		echo "Command: \`${BENCH_GCTRACE:+BENCH_GCTRACE=1 }bench/portfwd.sh $ROUNDS $BYTES\` ($ROUNDS rounds of $((BYTES >> 20)) MiB per path, alternating," \
+		echo "Command: \`${BERTH_NO_HANDOFF:+BERTH_NO_HANDOFF=1 }${BENCH_GCTRACE:+BENCH_GCTRACE=1 }bench/portfwd.sh $ROUNDS $BYTES\` ($ROUNDS rounds of $((BYTES >> 20)) MiB per path, alternating," \
 			"after a $((WARM >> 20)) MiB warm-up each; berth $(git -C "$REPO" describe --always --dirty 2>/dev/null)," \
 			"container network $BERTH_NET${CNET:+ ($CNET)}; $SSHD_VERSION, client $(ssh -V 2>&1 | cut -d, -f1))."
 		echo

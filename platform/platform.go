@@ -124,6 +124,13 @@ type Preflighter interface {
 	Preflight() error
 }
 
+// Handoffer is an optional capability: a driver whose agent shares the host's kernel and accepts
+// forwarded connections as passed descriptors (sshwire's handoff protocol), so published ports bypass SSH.
+type Handoffer interface {
+	// HandoffSocket is the path of the agent's handoff unix socket on this host.
+	HandoffSocket() string
+}
+
 // AgentLogger is an optional capability: a driver whose agent's (or VM console's) output is kept in a file.
 type AgentLogger interface {
 	// AgentLog is the path of that file.

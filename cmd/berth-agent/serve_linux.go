@@ -43,6 +43,7 @@ func init() {
 			&cli.StringFlag{Name: "run-root", Value: "/run/berth", Usage: "directory for runtime state (lost on reboot)"},
 			&cli.StringSliceFlag{Name: "preload", Usage: "image tarball (docker save or OCI archive) to load before serving, once per --root (the VM's built-in demo image)"},
 			&cli.StringFlag{Name: "ssh-listen", Usage: "also serve the host's SSH transport on unix:PATH, tcp:ADDR or vsock:PORT"},
+			&cli.StringFlag{Name: "handoff-listen", Usage: "with --ssh-listen: accept published-port connections handed over as descriptors on the unix socket PATH (an agent on the host's kernel)"},
 			&cli.StringFlag{Name: "ssh-host-key", Usage: "PEM private host key of the SSH transport (given by the host, which pins it)"},
 			&cli.StringFlag{Name: "ssh-authorized-keys", Usage: "authorized_keys file: the only client keys the SSH transport accepts"},
 			&cli.BoolFlag{Name: "bridge", Usage: "create bridges, veths and nftables rules for container networks even when the agent " +
@@ -117,7 +118,7 @@ func serve(c *cli.Context) error {
 	srv := &http.Server{Handler: eng, ReadHeaderTimeout: 30 * time.Second}
 	ctx, stop := signal.NotifyContext(c.Context, syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
-	errc := make(chan error, 2)
+	errc := make(chan error, 3)
 	go func() { errc <- srv.Serve(l) }()
 	if addr := c.String("ssh-listen"); addr != "" {
 		ssrv, sl, err := sshTransport(addr, c.String("ssh-host-key"), c.String("ssh-authorized-keys"), c.String("socket"), log)
@@ -131,6 +132,20 @@ func serve(c *cli.Context) error {
 			}
 		}()
 		log.Info("ssh transport serving", "listen", addr)
+		if p := c.String("handoff-listen"); p != "" {
+			hl, err := sshserver.ListenUnix(p)
+			if err != nil {
+				return fmt.Errorf("handoff: %w", err)
+			}
+			go func() {
+				if err := ssrv.ServeHandoff(hl); err != nil && !errors.Is(err, sshserver.ErrServerClosed) {
+					errc <- fmt.Errorf("handoff on %s: %w", p, err)
+				}
+			}()
+			log.Info("connection handoff serving", "socket", p)
+		}
+	} else if c.String("handoff-listen") != "" {
+		return errors.New("--handoff-listen needs --ssh-listen (the token comes over SSH)")
 	}
 	log.Info("engine serving", "socket", c.String("socket"), "root", root, "version", version)
 	select {

@@ -12,6 +12,7 @@ import (
 
 	"github.com/berth-dev/berth/hostshim/hostagent"
 	"github.com/berth-dev/berth/hostshim/instance"
+	"github.com/berth-dev/berth/platform"
 )
 
 // hostagentCommand is the hidden `berth hostagent`, started detached by `berth start`.
@@ -27,6 +28,10 @@ func hostagentCommand() *cli.Command {
 		Action: runHostagent,
 	}
 }
+
+// NoHandoffEnv, when set to anything non-empty for `berth start`, makes the hostagent carry published ports
+// over SSH even where the driver offers connection handoff (for comparisons and the SSH path's tests).
+const NoHandoffEnv = "BERTH_NO_HANDOFF"
 
 // hostagentCmd builds the command that runs an instance's hostagent with the same berth home.
 func hostagentCmd(exe, home string, inst *instance.Instance, environ []string) (*exec.Cmd, error) {
@@ -50,17 +55,22 @@ func runHostagent(c *cli.Context) error {
 	if err != nil {
 		return err
 	}
+	var handoff string
+	if h, ok := drv.(platform.Handoffer); ok && os.Getenv(NoHandoffEnv) == "" {
+		handoff = h.HandoffSocket()
+	}
 	ctx, stop := signal.NotifyContext(c.Context, os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	err = hostagent.Run(ctx, hostagent.Config{
-		Dial:         drv.Dial,
-		Signer:       cfg.Signer,
-		HostKey:      cfg.HostKey,
-		EngineSocket: drv.EngineSocket(),
-		APISocket:    inst.DockerSocketPath(),
-		PIDFile:      inst.HostagentPIDPath(),
-		KeepAlive:    c.Duration("keepalive"),
-		Logger:       log.With("instance", inst.Name),
+		Dial:          drv.Dial,
+		Signer:        cfg.Signer,
+		HostKey:       cfg.HostKey,
+		EngineSocket:  drv.EngineSocket(),
+		HandoffSocket: handoff,
+		APISocket:     inst.DockerSocketPath(),
+		PIDFile:       inst.HostagentPIDPath(),
+		KeepAlive:     c.Duration("keepalive"),
+		Logger:        log.With("instance", inst.Name),
 	})
 	if err != nil {
 		return fmt.Errorf("hostagent %s: %w", inst.Name, err)

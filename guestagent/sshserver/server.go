@@ -2,6 +2,7 @@ package sshserver
 
 import (
 	"context"
+	"crypto/rand"
 	"crypto/subtle"
 	"errors"
 	"fmt"
@@ -9,6 +10,7 @@ import (
 	"net"
 	"path/filepath"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/berth-dev/berth/guestagent/sshwire"
@@ -92,6 +94,9 @@ type Server struct {
 	conns     map[net.Conn]struct{}
 	wg        sync.WaitGroup // Serve loops and connection handlers
 	idle      chan struct{}  // signalled when a connection ends (for Shutdown)
+
+	token     []byte      // the handoff token (HandoffTokenLen random bytes)
+	handoffOn atomic.Bool // ServeHandoff has been called: the token is handed out
 }
 
 // New validates cfg and returns a Server.
@@ -141,6 +146,10 @@ func New(cfg Config) (*Server, error) {
 			s.allow[filepath.Clean(p)] = true
 		}
 	}
+	s.token = make([]byte, sshwire.HandoffTokenLen)
+	if _, err := rand.Read(s.token); err != nil {
+		return nil, fmt.Errorf("handoff token: %w", err)
+	}
 	s.ctx, s.cancel = context.WithCancel(context.Background())
 	s.ssh = serverConfig(cfg.HostKey, cfg.AuthorizedKeys)
 	return s, nil
@@ -178,6 +187,12 @@ func authorizedKey(keys [][]byte, key []byte) bool {
 // Serve accepts connections on l and serves each until it ends. It returns ErrServerClosed after Shutdown or
 // Close, or the listener's error otherwise. l is closed when Serve returns.
 func (s *Server) Serve(l net.Listener) error {
+	return s.acceptLoop(l, s.handle)
+}
+
+// acceptLoop accepts connections on l and runs handle for each in its own goroutine, tracked for Shutdown
+// and Close; temporary accept errors are retried with a growing delay. l is closed when it returns.
+func (s *Server) acceptLoop(l net.Listener, handle func(net.Conn)) error {
 	if !s.track(l) {
 		l.Close()
 		return ErrServerClosed
@@ -210,7 +225,7 @@ func (s *Server) Serve(l net.Listener) error {
 		}
 		go func() {
 			defer s.doneConn(c)
-			s.handle(c)
+			handle(c)
 		}()
 	}
 }
@@ -341,7 +356,10 @@ func (s *Server) handle(c net.Conn) {
 		defer wg.Done()
 		for r := range reqs {
 			// Keepalives and anything else: answer so the peer's waiters return; only keepalive succeeds.
-			if r.WantReply {
+			switch {
+			case r.Type == sshwire.RequestHandoffToken:
+				s.handoffToken(r)
+			case r.WantReply:
 				_ = r.Reply(r.Type == RequestKeepAlive, nil)
 			}
 		}

@@ -37,6 +37,9 @@ type Config struct {
 	HostKey ssh.PublicKey
 	// EngineSocket is the engine's unix socket inside the guest.
 	EngineSocket string
+	// HandoffSocket is the agent's handoff socket on this host (platform.Handoffer); empty carries every
+	// published port over SSH.
+	HandoffSocket string
 	// APISocket is the host socket to serve (~/.berth/<instance>/docker.sock).
 	APISocket string
 	// PIDFile is the hostagent's pid file; empty means none.
@@ -67,11 +70,12 @@ func Run(ctx context.Context, cfg Config) error {
 		defer removeOwnPIDFile(cfg.PIDFile)
 	}
 	tc, err := transport.New(transport.Config{
-		Dial:      cfg.Dial,
-		Signer:    cfg.Signer,
-		HostKey:   cfg.HostKey,
-		KeepAlive: cfg.KeepAlive,
-		Logger:    log.With("component", "transport"),
+		Dial:          cfg.Dial,
+		Signer:        cfg.Signer,
+		HostKey:       cfg.HostKey,
+		KeepAlive:     cfg.KeepAlive,
+		HandoffSocket: cfg.HandoffSocket,
+		Logger:        log.With("component", "transport"),
 	})
 	if err != nil {
 		return err

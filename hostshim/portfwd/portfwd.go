@@ -49,7 +49,17 @@ type Dialer interface {
 	DialUDP(ctx context.Context, addr string) (net.Conn, error)
 }
 
-var _ Dialer = (*transport.Client)(nil)
+// Handoffer is an optional capability of a Dialer: passing an accepted TCP connection to the guest, which
+// then relays it itself (transport.Client.Handoff: the native driver's fast path). Errors for which
+// transport.HandoffFallback holds send the connection through DialTCP instead.
+type Handoffer interface {
+	Handoff(ctx context.Context, c net.Conn, addr string) error
+}
+
+var (
+	_ Dialer    = (*transport.Client)(nil)
+	_ Handoffer = (*transport.Client)(nil)
+)
 
 // Defaults for zero Config fields.
 const (
@@ -278,7 +288,7 @@ func (m *Manager) start(f Forward) {
 			m.log.Error("cannot publish port", "listen", f.Listen, "proto", "tcp", "container", short(f.ContainerID), "err", err)
 			return
 		}
-		serve = func() { _ = transport.Forward(ctx, l, m.dialTCP(f)) }
+		serve = func() { _ = transport.ForwardHandoff(ctx, l, m.handoff(f), m.dialTCP(f)) }
 	case "udp":
 		pc, err := m.cfg.ListenUDP(f.Listen)
 		if err != nil {
@@ -306,6 +316,21 @@ func (m *Manager) dialTCP(f Forward) func(ctx context.Context) (net.Conn, error)
 			m.log.Warn("forwarded connection failed", "listen", f.Listen, "target", f.Target, "err", err)
 		}
 		return c, err
+	}
+}
+
+// handoff returns the forward's handoff func, nil when the Dialer has none.
+func (m *Manager) handoff(f Forward) func(ctx context.Context, c net.Conn) error {
+	h, ok := m.cfg.Dialer.(Handoffer)
+	if !ok {
+		return nil
+	}
+	return func(ctx context.Context, c net.Conn) error {
+		err := h.Handoff(ctx, c, f.Target)
+		if err != nil && !transport.HandoffFallback(err) && ctx.Err() == nil {
+			m.log.Warn("forwarded connection failed", "listen", f.Listen, "target", f.Target, "err", err)
+		}
+		return err
 	}
 }
 

@@ -70,6 +70,9 @@ type Config struct {
 	KeepAliveMax int
 	// ConnectTimeout bounds one connection attempt (dial and handshake); 0 means DefaultConnectTimeout.
 	ConnectTimeout time.Duration
+	// HandoffSocket is the agent's connection-handoff socket on this host (sshwire's handoff protocol), for
+	// an agent that shares the host's kernel (the native driver); empty disables Handoff.
+	HandoffSocket string
 	// Logger receives the client's logs; nil discards them.
 	Logger *slog.Logger
 }
@@ -99,6 +102,10 @@ type link struct {
 	done chan struct{} // closed when the connection has ended
 	once sync.Once
 	err  atomic.Pointer[error] // why it was killed, set before c is closed
+
+	handoffMu    sync.Mutex
+	handoffToken []byte // the agent's handoff token, fetched on first use
+	handoffNone  bool   // the agent refused to hand out a token on this connection
 }
 
 func (l *link) kill(err error) {

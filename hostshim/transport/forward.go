@@ -3,10 +3,8 @@ package transport
 import (
 	"context"
 	"errors"
-	"io"
 	"net"
 	"sync"
-	"sync/atomic"
 
 	"github.com/berth-dev/berth/guestagent/sshwire"
 )
@@ -17,6 +15,14 @@ import (
 // (ctx.Err()) or l fails (that error); it closes l, then closes the connections still being relayed and
 // waits for them.
 func Forward(ctx context.Context, l net.Listener, dial func(ctx context.Context) (net.Conn, error)) error {
+	return ForwardHandoff(ctx, l, nil, dial)
+}
+
+// ForwardHandoff is Forward that first offers each accepted connection to handoff (Client.Handoff for the
+// connection's target, typically). Only when handoff's error says the connection is still ours
+// (HandoffFallback) is it dialled and relayed here; otherwise this process's copy is closed at once, the
+// agent having taken the connection (nil) or refused its target. A nil handoff is Forward.
+func ForwardHandoff(ctx context.Context, l net.Listener, handoff func(ctx context.Context, c net.Conn) error, dial func(ctx context.Context) (net.Conn, error)) error {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	stop := context.AfterFunc(ctx, func() { l.Close() })
@@ -41,89 +47,18 @@ func Forward(ctx context.Context, l net.Listener, dial func(ctx context.Context)
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
+			if handoff != nil {
+				if err := handoff(ctx, c); !HandoffFallback(err) {
+					c.Close()
+					return
+				}
+			}
 			r, err := dial(ctx)
 			if err != nil {
 				c.Close()
 				return
 			}
-			Relay(ctx, c, r)
+			sshwire.Relay(ctx, c, r)
 		}()
-	}
-}
-
-// Relay copies between a and b until both directions end, then closes both. EOF from one side half-closes
-// the other (CloseWrite where supported); a read error aborts both. When a side that has a Done channel (a
-// *Conn) goes away, reading from the other side stops and data already received still drains. ctx ending
-// aborts both.
-func Relay(ctx context.Context, a, b net.Conn) {
-	abort, stop := sshwire.Aborter(ctx, a, b)
-	defer stop()
-
-	finished := make(chan struct{})
-	defer close(finished)
-	var aGone, bGone atomic.Bool
-	watchGone(a, &aGone, b, abort, finished)
-	watchGone(b, &bGone, a, abort, finished)
-
-	var wg sync.WaitGroup
-	wg.Add(2)
-	go func() {
-		defer wg.Done()
-		pump(b, a, &bGone, abort)
-	}()
-	go func() {
-		defer wg.Done()
-		pump(a, b, &aGone, abort)
-	}()
-	wg.Wait()
-	abort()
-}
-
-func hasDone(c net.Conn) bool {
-	_, ok := c.(interface{ Done() <-chan struct{} })
-	return ok
-}
-
-// watchGone: if x reports its peer going away, it marks gone and stops reads from other (or aborts if
-// other has no deadlines).
-func watchGone(x net.Conn, gone *atomic.Bool, other net.Conn, abort func(), finished <-chan struct{}) {
-	d, ok := x.(interface{ Done() <-chan struct{} })
-	if !ok {
-		return
-	}
-	go func() {
-		select {
-		case <-d.Done():
-		case <-finished:
-			return
-		}
-		gone.Store(true)
-		// Writes to other are not bounded: data x already received drains to a reader that may be slow
-		// (a paused pager); ctx bounds the relay.
-		if sshwire.StopReads(other) != nil {
-			abort()
-		}
-	}()
-}
-
-// pump copies src to dst. dstGone tells that reads from src were stopped because dst went away.
-func pump(dst, src net.Conn, dstGone *atomic.Bool, abort func()) {
-	if !hasDone(src) && !hasDone(dst) {
-		// Two sockets: io.Copy lets the kernel splice, and any failure ends both directions.
-		if _, err := io.Copy(dst, src); err != nil {
-			abort()
-		} else {
-			_ = sshwire.CloseWrite(dst)
-		}
-		return
-	}
-	rerr, werr := sshwire.Copy(dst, src)
-	switch {
-	case rerr != nil && !dstGone.Load():
-		abort() // src failed
-	case rerr != nil || werr != nil:
-		// dst is gone; the other direction decides when to finish.
-	default:
-		_ = sshwire.CloseWrite(dst)
 	}
 }

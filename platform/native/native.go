@@ -15,7 +15,7 @@
 // and leave nothing behind.
 //
 // State in the instance directory: data/ (images, containers), run/ (runtime state, the engine socket),
-// agent.ssh (SSH endpoint), agent.pid, agent.log, agent.cgroup, slirp.pid. The driver needs root.
+// agent.ssh (SSH endpoint), agent.handoff (published ports handed over as descriptors), agent.pid, agent.log, agent.cgroup, slirp.pid. The driver needs root.
 package native
 
 import (
@@ -58,6 +58,7 @@ var (
 	_ platform.Driver      = (*Driver)(nil)
 	_ platform.Preflighter = (*Driver)(nil)
 	_ platform.AgentLogger = (*Driver)(nil)
+	_ platform.Handoffer   = (*Driver)(nil)
 )
 
 // New returns the driver for inst.
@@ -72,25 +73,30 @@ func (d *Driver) Name() string { return Name }
 // mount namespace starts as a copy of the host's, so the path is the same; the host never dials it directly).
 func (d *Driver) EngineSocket() string { return d.p.engineSocket }
 
+// HandoffSocket is <instance>/agent.handoff: the agent runs on this kernel, so published ports are handed
+// to it as descriptors instead of being carried over SSH.
+func (d *Driver) HandoffSocket() string { return d.p.handoffSocket }
+
 // AgentLog is <instance>/agent.log.
 func (d *Driver) AgentLog() string { return d.p.agentLog }
 
 // paths are the driver's files in the instance directory.
 type paths struct {
-	dir, data, run, engineSocket, sshSocket, agentPID, agentLog, cgroupFile, slirpPID string
+	dir, data, run, engineSocket, sshSocket, handoffSocket, agentPID, agentLog, cgroupFile, slirpPID string
 }
 
 func pathsOf(dir string) paths {
 	return paths{
-		dir:          dir,
-		data:         filepath.Join(dir, "data"),
-		run:          filepath.Join(dir, "run"),
-		engineSocket: filepath.Join(dir, "run", "docker.sock"),
-		sshSocket:    filepath.Join(dir, "agent.ssh"),
-		agentPID:     filepath.Join(dir, "agent.pid"),
-		agentLog:     filepath.Join(dir, "agent.log"),
-		cgroupFile:   filepath.Join(dir, "agent.cgroup"),
-		slirpPID:     filepath.Join(dir, "slirp.pid"),
+		dir:           dir,
+		data:          filepath.Join(dir, "data"),
+		run:           filepath.Join(dir, "run"),
+		engineSocket:  filepath.Join(dir, "run", "docker.sock"),
+		sshSocket:     filepath.Join(dir, "agent.ssh"),
+		handoffSocket: filepath.Join(dir, "agent.handoff"),
+		agentPID:      filepath.Join(dir, "agent.pid"),
+		agentLog:      filepath.Join(dir, "agent.log"),
+		cgroupFile:    filepath.Join(dir, "agent.cgroup"),
+		slirpPID:      filepath.Join(dir, "slirp.pid"),
 	}
 }
 
@@ -107,6 +113,7 @@ func agentArgs(agent string, inst platform.Instance, p paths, debug bool) []stri
 		"--root", p.data,
 		"--run-root", p.run,
 		"--ssh-listen", "unix:"+p.sshSocket,
+		"--handoff-listen", p.handoffSocket,
 		"--ssh-host-key", inst.HostKeyFile,
 		"--ssh-authorized-keys", inst.AuthorizedKeysFile,
 		"--bridge",

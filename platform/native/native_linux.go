@@ -232,7 +232,7 @@ func (d *Driver) cleanup(ctx context.Context) error {
 	} else if !errors.Is(err, fs.ErrNotExist) {
 		return err
 	}
-	for _, f := range []string{d.p.cgroupFile, d.p.agentPID, d.p.slirpPID, d.p.sshSocket} {
+	for _, f := range []string{d.p.cgroupFile, d.p.agentPID, d.p.slirpPID, d.p.sshSocket, d.p.handoffSocket} {
 		if err := os.Remove(f); err != nil && !errors.Is(err, fs.ErrNotExist) {
 			return err
 		}

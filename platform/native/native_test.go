@@ -15,6 +15,7 @@ func TestAgentArgs(t *testing.T) {
 	want := []string{"/bin/berth-agent", "--debug", "serve",
 		"--socket", "/h/x/run/docker.sock", "--root", "/h/x/data", "--run-root", "/h/x/run",
 		"--ssh-listen", "unix:/h/x/agent.ssh",
+		"--handoff-listen", "/h/x/agent.handoff",
 		"--ssh-host-key", "/h/x/ssh_host_key", "--ssh-authorized-keys", "/h/x/authorized_keys", "--bridge"}
 	if !slices.Equal(got, want) {
 		t.Fatalf("agentArgs:\n got %q\nwant %q", got, want)

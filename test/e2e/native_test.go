@@ -514,58 +514,14 @@ func TestNativeInstance(t *testing.T) {
 		waitFor(t, 15*time.Second, func() bool { body, err := httpGet(url); return err == nil && body == "hello-berth\n" })
 	})
 
-	t.Run("TransportCut", func(t *testing.T) {
-		echoPort := agentTCPEcho(t, e.agentPID)
-		hp := freePort(t)
-		id := strings.TrimSpace(e.mustDocker(t, "run", "-d", "--network", "host", "-p", fmt.Sprintf("%d:%d", hp, echoPort), nativeImage, "sleep", "300"))
-		defer e.docker("rm", "-f", id)
-		addr := fmt.Sprintf("127.0.0.1:%d", hp)
-		waitFor(t, 15*time.Second, func() bool { got, err := tcpEchoOnce(addr, []byte("x")); return err == nil && string(got) == "x" })
-
-		// A transfer in flight: the host side keeps writing and reading.
-		c, err := net.Dial("tcp", addr)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer c.Close()
-		chunk := make([]byte, 64<<10)
-		if _, err := c.Write(chunk); err != nil {
-			t.Fatal(err)
-		}
-		if _, err := io.ReadFull(c, chunk); err != nil {
-			t.Fatal(err)
-		}
-		ended := make(chan error, 1)
-		go func() {
-			_ = c.SetDeadline(time.Now().Add(60 * time.Second))
-			for {
-				if _, err := c.Write(chunk); err != nil {
-					ended <- err
-					return
-				}
-				if _, err := io.ReadFull(c, chunk); err != nil {
-					ended <- err
-					return
-				}
-			}
-		}()
-		time.Sleep(100 * time.Millisecond) // let bytes flow
-		if n := cutTransport(t, e.agentPID, filepath.Join(e.inst, "agent.ssh")); n == 0 {
-			t.Fatal("no transport connection to cut")
-		}
-		select {
-		case err := <-ended:
-			t.Logf("in-flight connection ended: %v", err)
-		case <-time.After(30 * time.Second):
-			t.Fatal("the in-flight connection did not end after the transport was cut")
-		}
-		waitFor(t, 30*time.Second, func() bool {
-			got, err := tcpEchoOnce(addr, []byte("again"))
-			return err == nil && string(got) == "again"
-		})
-		if _, err := e.docker("version"); err != nil {
-			t.Fatalf("docker.sock after the cut: %v", err)
-		}
+	// The native driver hands published-port connections to the agent as descriptors: cutting the SSH link
+	// must leave a connection in flight alone, and new connections must work once the link is back.
+	t.Run("TransportCutHandoff", func(t *testing.T) { e.transportCut(t, true) })
+	// The same over SSH (BERTH_NO_HANDOFF, as for a VM): the connection in flight ends, new ones work.
+	t.Run("TransportCutSSH", func(t *testing.T) {
+		e.restartHostagent(t, "BERTH_NO_HANDOFF=1")
+		defer e.restartHostagent(t)
+		e.transportCut(t, false)
 	})
 
 	t.Run("WrongHostKey", func(t *testing.T) {
@@ -714,4 +670,106 @@ func TestNativeManyConnections(t *testing.T) {
 	t.Logf("%d connections × 1 MiB echoed in %s", conns, time.Since(start).Round(time.Millisecond))
 	waitFor(t, 30*time.Second, func() bool { return fdCount(t, haPID) <= baseHA && fdCount(t, e.agentPID) <= baseAgent })
 	t.Logf("descriptors: hostagent %d (baseline %d), agent %d (baseline %d)", fdCount(t, haPID), baseHA, fdCount(t, e.agentPID), baseAgent)
+}
+
+// transportCut cuts the hostagent's SSH link while a forwarded connection streams. handoff tells which
+// path the hostagent uses for published ports: with handoff the connection survives the cut, over SSH it
+// ends; either way new connections work once the link is back, and so does docker.sock.
+func (e *nativeEnv) transportCut(t *testing.T, handoff bool) {
+	echoPort := agentTCPEcho(t, e.agentPID)
+	hp := freePort(t)
+	id := strings.TrimSpace(e.mustDocker(t, "run", "-d", "--network", "host", "-p", fmt.Sprintf("%d:%d", hp, echoPort), nativeImage, "sleep", "300"))
+	defer e.docker("rm", "-f", id)
+	addr := fmt.Sprintf("127.0.0.1:%d", hp)
+	waitFor(t, 15*time.Second, func() bool { got, err := tcpEchoOnce(addr, []byte("x")); return err == nil && string(got) == "x" })
+
+	// A transfer in flight: the host side keeps writing and reading.
+	c, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	chunk := make([]byte, 64<<10)
+	if _, err := c.Write(chunk); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := io.ReadFull(c, chunk); err != nil {
+		t.Fatal(err)
+	}
+	ended := make(chan error, 1) // the loop's error; nil when stopLoop ended it
+	stopLoop := make(chan struct{})
+	go func() {
+		_ = c.SetDeadline(time.Now().Add(60 * time.Second))
+		want := make([]byte, len(chunk))
+		for i := byte(0); ; i++ {
+			select {
+			case <-stopLoop:
+				ended <- nil
+				return
+			default:
+			}
+			for j := range chunk {
+				chunk[j] = i + byte(j)
+			}
+			copy(want, chunk)
+			if _, err := c.Write(chunk); err != nil {
+				ended <- err
+				return
+			}
+			if _, err := io.ReadFull(c, chunk); err != nil {
+				ended <- err
+				return
+			}
+			if !bytes.Equal(chunk, want) {
+				ended <- fmt.Errorf("echo %d corrupted", i)
+				return
+			}
+		}
+	}()
+	time.Sleep(100 * time.Millisecond) // let bytes flow
+	if n := cutTransport(t, e.agentPID, filepath.Join(e.inst, "agent.ssh")); n == 0 {
+		t.Fatal("no transport connection to cut")
+	}
+	if handoff {
+		// The agent relays it itself: it goes on, and ends cleanly when the client stops.
+		select {
+		case err := <-ended:
+			t.Fatalf("a handed-off connection ended when the SSH link was cut: %v", err)
+		case <-time.After(2 * time.Second):
+		}
+		close(stopLoop)
+		if err := <-ended; err != nil {
+			t.Fatalf("the handed-off connection after the cut: %v", err)
+		}
+	} else {
+		select {
+		case err := <-ended:
+			t.Logf("in-flight connection ended: %v", err)
+		case <-time.After(30 * time.Second):
+			t.Fatal("the in-flight connection did not end after the transport was cut")
+		}
+	}
+	waitFor(t, 30*time.Second, func() bool {
+		got, err := tcpEchoOnce(addr, []byte("again"))
+		return err == nil && string(got) == "again"
+	})
+	if _, err := e.docker("version"); err != nil {
+		t.Fatalf("docker.sock after the cut: %v", err)
+	}
+}
+
+// restartHostagent stops the hostagent and starts it again with `berth start`, with env added.
+func (e *nativeEnv) restartHostagent(t *testing.T, env ...string) {
+	t.Helper()
+	pidFile := filepath.Join(e.inst, "hostagent.pid")
+	_ = syscall.Kill(readPID(t, pidFile), syscall.SIGTERM)
+	waitFor(t, 15*time.Second, func() bool { _, err := os.Stat(pidFile); return err != nil })
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, e.berth, "start")
+	cmd.Env = append(append(os.Environ(), "BERTH_HOME="+e.home), env...)
+	cmd.Dir = e.dir
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("berth start %v: %v\n%s", env, err, out)
+	}
 }
