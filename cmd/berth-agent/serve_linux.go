@@ -44,6 +44,7 @@ func init() {
 			&cli.StringSliceFlag{Name: "preload", Usage: "image tarball (docker save or OCI archive) to load before serving, once per --root (the VM's built-in demo image)"},
 			&cli.StringFlag{Name: "ssh-listen", Usage: "also serve the host's SSH transport on unix:PATH, tcp:ADDR or vsock:PORT"},
 			&cli.StringFlag{Name: "handoff-listen", Usage: "with --ssh-listen: accept published-port connections handed over as descriptors on the unix socket PATH (an agent on the host's kernel)"},
+			&cli.IntFlag{Name: "mtu", Usage: "MTU of container bridges and veths (dockerd's --mtu); 0 means 1500"},
 			&cli.StringFlag{Name: "ssh-host-key", Usage: "PEM private host key of the SSH transport (given by the host, which pins it)"},
 			&cli.StringFlag{Name: "ssh-authorized-keys", Usage: "authorized_keys file: the only client keys the SSH transport accepts"},
 			&cli.BoolFlag{Name: "bridge", Usage: "create bridges, veths and nftables rules for container networks even when the agent " +
@@ -76,7 +77,7 @@ func serve(c *cli.Context) error {
 	for _, tarball := range c.StringSlice("preload") {
 		preload(c.Context, store, root, tarball, log)
 	}
-	nets := openNetwork(c.Context, filepath.Join(root, "network"), c.Bool("bridge"), log.With("component", "network"))
+	nets := openNetwork(c.Context, filepath.Join(root, "network"), c.Bool("bridge"), c.Int("mtu"), log.With("component", "network"))
 	if nets != nil {
 		// Closing stops the DNS servers; bridges and endpoints stay for the
 		// containers that keep running.
@@ -173,7 +174,7 @@ func networkService(nets *network.Manager) engine.NetworkService {
 
 // openNetwork opens the network manager when the agent may create bridges
 // (see bridgeAllowed); nil means containers get loopback-only namespaces.
-func openNetwork(ctx context.Context, root string, force bool, log *slog.Logger) *network.Manager {
+func openNetwork(ctx context.Context, root string, force bool, mtu int, log *slog.Logger) *network.Manager {
 	sameNS, err := sharesInitNetNS()
 	ok, why := bridgeAllowed(force, os.Getpid() == 1 || initIsThisBinary(), sameNS, err, onlyOwnLinks())
 	if !ok {
@@ -181,7 +182,7 @@ func openNetwork(ctx context.Context, root string, force bool, log *slog.Logger)
 			"start the agent with --bridge to create bridges and nftables rules in this namespace anyway", "reason", why)
 		return nil
 	}
-	m, err := network.Open(ctx, network.Config{Root: root, Logger: log})
+	m, err := network.Open(ctx, network.Config{Root: root, MTU: mtu, Logger: log})
 	if err != nil {
 		log.Error("container networking disabled: containers get a network namespace with loopback only", "err", err)
 		return nil

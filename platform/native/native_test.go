@@ -16,7 +16,7 @@ func TestAgentArgs(t *testing.T) {
 		"--socket", "/h/x/run/docker.sock", "--root", "/h/x/data", "--run-root", "/h/x/run",
 		"--ssh-listen", "unix:/h/x/agent.ssh",
 		"--handoff-listen", "/h/x/agent.handoff",
-		"--ssh-host-key", "/h/x/ssh_host_key", "--ssh-authorized-keys", "/h/x/authorized_keys", "--bridge"}
+		"--ssh-host-key", "/h/x/ssh_host_key", "--ssh-authorized-keys", "/h/x/authorized_keys", "--bridge", "--mtu", "65520"}
 	if !slices.Equal(got, want) {
 		t.Fatalf("agentArgs:\n got %q\nwant %q", got, want)
 	}
