@@ -6,6 +6,7 @@
 # clock when the sink answers the byte count it received, so nothing still buffered is counted. Paths:
 #   loopback  sender → sink on the host
 #   relay     sender → tcpbench relay (io.Copy both ways) → sink on the host
+#   relay-berth  the same with berth's relay code (sshwire.Relay: the agent's relay of handed-off sockets)
 #   berth     sender → 127.0.0.1:P published by `berth start --driver native`; the hostagent accepts and
 #             hands the socket to the agent (SCM_RIGHTS over <instance>/agent.handoff, authorised by a token
 #             from the SSH link), and the agent splices it to its connection to the container (bridge
@@ -128,6 +129,11 @@ RELAY=127.0.0.1:$PORT
 "$T/tcpbench" relay -l "$RELAY" -to "$SINK" >/dev/null &
 PIDS+=($!)
 RELAY_PID=$!
+freeport
+BRELAY=127.0.0.1:$PORT
+"$T/tcpbench" relay -berth -l "$BRELAY" -to "$SINK" >/dev/null &
+PIDS+=($!)
+BRELAY_PID=$!
 
 # --- berth: native instance, sink in a container, published on 127.0.0.1
 echo "starting berth (native) …" >&2
@@ -244,14 +250,15 @@ SSHD_VERSION=$("$SSHD" -V 2>&1 | head -1 || true)
 [ -n "$SSHD_LIBS" ] && SSHD_VERSION=$(LD_LIBRARY_PATH=$SSHD_LIBS "$SSHD" -V 2>&1 | head -1 || true)
 
 # --- measure
-PATHS="loopback relay berth${BERTHHOST:+ berth-hostnet} ssh-L"
+PATHS="loopback relay relay-berth berth${BERTHHOST:+ berth-hostnet} ssh-L"
 addr_of() {
-	case $1 in loopback) echo "$SINK" ;; relay) echo "$RELAY" ;; berth) echo "$BERTH" ;; berth-hostnet) echo "$BERTHHOST" ;; ssh-L) echo "$SSHL" ;; esac
+	case $1 in loopback) echo "$SINK" ;; relay) echo "$RELAY" ;; relay-berth) echo "$BRELAY" ;; berth) echo "$BERTH" ;; berth-hostnet) echo "$BERTHHOST" ;; ssh-L) echo "$SSHL" ;; esac
 }
 procs_of() { # the processes whose CPU time is charged to a path, as NAME=PID…
 	case $1 in
 	loopback) echo "sink=$SINK_PID" ;;
 	relay) echo "relay=$RELAY_PID sink=$SINK_PID" ;;
+	relay-berth) echo "relay=$BRELAY_PID sink=$SINK_PID" ;;
 	berth) echo "hostagent=$HA_PID agent=$AG_PID sink=${CSINK_PID:-0}" ;;
 	berth-hostnet) echo "hostagent=$HA_PID agent=$AG_PID sink=${HSINK_PID:-0}" ;;
 	ssh-L) echo "ssh=$SSH_PID sshd=$(descendants "$SSHD_PID" | tr '\n' ,) sink=$SINK_PID" ;;

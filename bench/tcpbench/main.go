@@ -2,13 +2,15 @@
 //
 //	tcpbench sink  -l ADDR            read each connection to EOF, then answer the byte count (8 bytes, big endian)
 //	tcpbench send  -c ADDR -n BYTES   write BYTES, half-close, wait for the sink's count; print "bytes seconds gbit/s"
-//	tcpbench relay -l ADDR -to ADDR   a plain io.Copy relay (both ways, EOF becomes CloseWrite)
+//	tcpbench relay -l ADDR -to ADDR   a plain io.Copy relay (both ways, EOF becomes CloseWrite);
+//	                                  -berth: berth's sshwire.Relay instead (the agent's handoff relay)
 //
 // The sender's clock stops only when the sink has counted every byte, so data still in socket or relay
 // buffers is never counted as delivered. Build it static (CGO_ENABLED=0): the sink also runs in a container.
 package main
 
 import (
+	"context"
 	"encoding/binary"
 	"errors"
 	"flag"
@@ -17,6 +19,8 @@ import (
 	"net"
 	"os"
 	"time"
+
+	"github.com/berth-dev/berth/guestagent/sshwire"
 )
 
 const bufSize = 256 << 10
@@ -30,6 +34,7 @@ func main() {
 	listen := fs.String("l", "127.0.0.1:5001", "listen address (sink, relay)")
 	connect := fs.String("c", "", "address to send to (send)")
 	to := fs.String("to", "", "address to relay to (relay)")
+	berth := fs.Bool("berth", false, "relay with berth's sshwire.Relay (own splice pipes) instead of io.Copy (relay)")
 	n := fs.Int64("n", 1<<30, "bytes to send (send)")
 	_ = fs.Parse(os.Args[2:])
 	var err error
@@ -39,7 +44,7 @@ func main() {
 	case "send":
 		err = send(*connect, *n)
 	case "relay":
-		err = relay(*listen, *to)
+		err = relay(*listen, *to, *berth)
 	default:
 		err = fmt.Errorf("unknown mode %q", os.Args[1])
 	}
@@ -119,7 +124,7 @@ func send(addr string, n int64) error {
 	return nil
 }
 
-func relay(addr, to string) error {
+func relay(addr, to string, berth bool) error {
 	return serve(addr, func(a net.Conn) {
 		defer a.Close()
 		b, err := net.Dial("tcp", to)
@@ -127,6 +132,10 @@ func relay(addr, to string) error {
 			return
 		}
 		defer b.Close()
+		if berth {
+			sshwire.Relay(context.Background(), a, b)
+			return
+		}
 		done := make(chan struct{})
 		go func() {
 			_, _ = io.Copy(b, a)
