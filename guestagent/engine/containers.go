@@ -22,7 +22,7 @@ import (
 )
 
 // ContainerService is what the engine needs of the container manager;
-// *container.Manager implements it.
+// *container.Manager implements it, and so does platform/hcs's Service.
 type ContainerService interface {
 	Create(ctx context.Context, opts container.CreateOptions) (*container.Container, error)
 	Get(ref string) (*container.Container, error)
@@ -35,8 +35,10 @@ type ContainerService interface {
 	Remove(ctx context.Context, ref string, force, removeVolumes bool) error
 	Resize(ctx context.Context, ref string, height, width uint16) error
 	Logs(ctx context.Context, ref string, opts container.LogsOptions, fn func(jsonlog.Entry) error) error
-	Attach(ctx context.Context, ref string, opts container.AttachOptions) (*container.Attachment, error)
-	Exec(ctx context.Context, ref string, opts container.ExecOptions) (*container.Exec, error)
+	// Attach and Exec return the backend's sessions; the engine hijacks
+	// the connection and hands them the streams (streams.go).
+	Attach(ctx context.Context, ref string, opts container.AttachOptions) (container.AttachSession, error)
+	Exec(ctx context.Context, ref string, opts container.ExecOptions) (container.ExecSession, error)
 	Subscribe() (<-chan container.Event, func())
 }
 

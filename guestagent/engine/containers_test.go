@@ -27,7 +27,8 @@ import (
 )
 
 // fakeContainers implements the lifecycle calls over a map; streaming
-// calls (attach, exec) need the real manager and are covered by root tests.
+// calls (attach, exec) are covered by the root tests with the real manager
+// and by platform/hcs's API test with the HCS service over a fake runtime.
 type fakeContainers struct {
 	noContainers
 	mu      sync.Mutex

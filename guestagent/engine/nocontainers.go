@@ -35,10 +35,10 @@ func (noContainers) Wait(context.Context, string, string) (<-chan container.Wait
 func (noContainers) Logs(context.Context, string, container.LogsOptions, func(jsonlog.Entry) error) error {
 	return errNoContainers
 }
-func (noContainers) Attach(context.Context, string, container.AttachOptions) (*container.Attachment, error) {
+func (noContainers) Attach(context.Context, string, container.AttachOptions) (container.AttachSession, error) {
 	return nil, errNoContainers
 }
-func (noContainers) Exec(context.Context, string, container.ExecOptions) (*container.Exec, error) {
+func (noContainers) Exec(context.Context, string, container.ExecOptions) (container.ExecSession, error) {
 	return nil, errNoContainers
 }
 func (noContainers) Subscribe() (<-chan container.Event, func()) { return nil, func() {} }

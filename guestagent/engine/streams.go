@@ -276,7 +276,7 @@ type execState struct {
 	running  bool
 	exitCode *int
 	pid      int
-	proc     *container.Exec
+	proc     container.ExecSession
 }
 
 func newExecID() string {
@@ -381,7 +381,7 @@ func (s *Server) postExecStart(w http.ResponseWriter, r *http.Request) error {
 	return nil
 }
 
-func (s *Server) runExec(e *execState, proc *container.Exec, size *[2]uint) {
+func (s *Server) runExec(e *execState, proc container.ExecSession, size *[2]uint) {
 	e.mu.Lock()
 	e.running, e.proc, e.pid = true, proc, proc.Pid()
 	e.mu.Unlock()
@@ -390,7 +390,7 @@ func (s *Server) runExec(e *execState, proc *container.Exec, size *[2]uint) {
 	}
 }
 
-func (s *Server) waitExec(ctx context.Context, e *execState, proc *container.Exec) {
+func (s *Server) waitExec(ctx context.Context, e *execState, proc container.ExecSession) {
 	code, err := proc.Wait(ctx)
 	s.finishExec(e, &code, err)
 	_ = proc.Close()

@@ -9,6 +9,9 @@
 // container document and process config (MakePlan), and the pipe's security descriptor (PipeSDDL).
 // The backend that calls hcsshim, HNS and go-winio lives in *_windows.go files: a ContainerService for the
 // engine (containers with process isolation by default, Hyper-V isolation as an option; scratch layers;
-// HNS NAT endpoints with port mappings; mapped directories; the first process's stdout and stderr kept in a
-// json-file log), a layer importer for image layers (ociwclayer), and the pipe listener.
+// HNS NAT endpoints with port mappings; mapped directories; the first process's stdio owned by the
+// service, its output kept in a json-file log and fanned out to attached clients, attached input with
+// OpenStdin, a console with Tty; docker exec as further processes of the compute system, with stdio
+// pipes, exit code and console resize), a layer importer for image layers (ociwclayer), and the pipe
+// listener. The attach/exec plumbing (stdio.go) is plain Go and is tested with a fake runtime.
 package hcs

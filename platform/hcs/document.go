@@ -338,3 +338,35 @@ func escapeArg(a string) string {
 	b.WriteByte('"')
 	return b.String()
 }
+
+// execProcessConfig is the config of a process docker exec starts in a running container: opts' command
+// line (each argument quoted as CommandLineToArgvW splits it back), the container's environment (image's,
+// then the container's) with opts' over it, opts' user and working directory over the container's, a
+// console with Tty, and pipes for the streams opts attaches.
+func execProcessConfig(c container.Config, img ImageConfig, opts container.ExecOptions) (ProcessConfig, error) {
+	if len(opts.Cmd) == 0 {
+		return ProcessConfig{}, fmt.Errorf("%w: no exec command specified", ErrInvalidConfig)
+	}
+	cfg := container.Config{
+		Entrypoint: []string{},
+		Cmd:        opts.Cmd,
+		Env:        append(slices.Clone(c.Env), opts.Env...),
+		User:       c.User,
+		WorkingDir: c.WorkingDir,
+		Tty:        opts.Tty,
+	}
+	if opts.User != "" {
+		cfg.User = opts.User
+	}
+	if opts.WorkingDir != "" {
+		cfg.WorkingDir = opts.WorkingDir
+	}
+	p, err := processConfig(cfg, ImageConfig{Env: img.Env, WorkingDir: img.WorkingDir, User: img.User})
+	if err != nil {
+		return ProcessConfig{}, err
+	}
+	p.CreateStdInPipe = opts.Stdin != nil
+	p.CreateStdOutPipe = opts.Stdout != nil || (opts.Tty && opts.Stderr != nil)
+	p.CreateStdErrPipe = opts.Stderr != nil && !opts.Tty
+	return p, nil
+}

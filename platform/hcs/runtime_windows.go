@@ -11,6 +11,7 @@ import (
 	"log/slog"
 	"net"
 	"path/filepath"
+	"sync"
 	"time"
 
 	"github.com/Microsoft/hcsshim"
@@ -180,6 +181,16 @@ func (r *windowsRuntime) Run(doc ContainerDocument, proc ProcessConfig) (Task, e
 		terminate(sys)
 		return nil, fmt.Errorf("start compute system %s: %w", doc.Name, err)
 	}
+	p, err := startProcess(sys, proc)
+	if err != nil {
+		terminate(sys)
+		return nil, fmt.Errorf("start process in %s: %w", doc.Name, err)
+	}
+	return &windowsTask{sys: sys, init: p}, nil
+}
+
+// startProcess creates a process in sys with the pipes proc asks for, and takes its stdio.
+func startProcess(sys hcsshim.Container, proc ProcessConfig) (*windowsProcess, error) {
 	p, err := sys.CreateProcess(&hcsshim.ProcessConfig{
 		CommandLine:      proc.CommandLine,
 		User:             proc.User,
@@ -192,27 +203,48 @@ func (r *windowsRuntime) Run(doc ContainerDocument, proc ProcessConfig) (Task, e
 		ConsoleSize:      proc.ConsoleSize,
 	})
 	if err != nil {
-		terminate(sys)
-		return nil, fmt.Errorf("start process in %s: %w", doc.Name, err)
+		return nil, err
 	}
-	t := &windowsTask{sys: sys, proc: p}
 	stdin, stdout, stderr, err := p.Stdio()
 	if err != nil {
 		_ = p.Kill()
-		terminate(sys)
-		return nil, fmt.Errorf("stdio of the process in %s: %w", doc.Name, err)
+		_ = p.Close()
+		return nil, fmt.Errorf("stdio of process %d: %w", p.Pid(), err)
 	}
-	// Keep nil streams as nil interfaces.
+	wp := &windowsProcess{proc: p}
+	// Keep absent streams as nil interfaces.
 	if stdin != nil {
-		t.stdin = stdin
+		wp.stdin = &stdinCloser{pipe: stdin, proc: p}
 	}
 	if stdout != nil {
-		t.stdout = stdout
+		wp.stdout = stdout
 	}
 	if stderr != nil {
-		t.stderr = stderr
+		wp.stderr = stderr
 	}
-	return t, nil
+	return wp, nil
+}
+
+// stdinCloser is a process's stdin pipe whose Close also tells HCS the input has ended (closing the
+// pipe alone does not close HCS's end).
+type stdinCloser struct {
+	pipe io.WriteCloser
+	proc hcsshim.Process
+	once sync.Once
+	err  error
+}
+
+func (s *stdinCloser) Write(p []byte) (int, error) { return s.pipe.Write(p) }
+
+func (s *stdinCloser) Close() error {
+	s.once.Do(func() {
+		err := s.pipe.Close()
+		if cerr := s.proc.CloseStdin(); cerr != nil && !hcsshim.IsAlreadyClosed(cerr) && !hcsshim.IsAlreadyStopped(cerr) && !hcsshim.IsNotExist(cerr) {
+			err = errors.Join(err, cerr)
+		}
+		s.err = wrapf(err, "close stdin of process %d", s.proc.Pid())
+	})
+	return s.err
 }
 
 // terminate ends sys and releases it (best effort: used on failure paths).
@@ -223,31 +255,75 @@ func terminate(sys hcsshim.Container) {
 	_ = sys.Close()
 }
 
-// windowsTask is a running compute system and its first process.
-type windowsTask struct {
-	sys    hcsshim.Container
+// windowsProcess is a process in a compute system with the streams HCS created for it.
+type windowsProcess struct {
 	proc   hcsshim.Process
 	stdin  io.WriteCloser
 	stdout io.Reader
 	stderr io.Reader
 }
 
-func (t *windowsTask) Pid() int { return t.proc.Pid() }
+var _ Process = (*windowsProcess)(nil)
 
-func (t *windowsTask) Stdio() (io.WriteCloser, io.Reader, io.Reader) {
-	return t.stdin, t.stdout, t.stderr
+func (p *windowsProcess) Pid() int { return p.proc.Pid() }
+
+func (p *windowsProcess) Stdio() (io.WriteCloser, io.Reader, io.Reader) {
+	return p.stdin, p.stdout, p.stderr
 }
 
-func (t *windowsTask) Wait() (int, error) {
-	if err := t.proc.Wait(); err != nil {
-		return -1, fmt.Errorf("wait for process %d: %w", t.proc.Pid(), err)
+func (p *windowsProcess) Wait() (int, error) {
+	if err := p.proc.Wait(); err != nil {
+		return -1, fmt.Errorf("wait for process %d: %w", p.proc.Pid(), err)
 	}
-	code, err := t.proc.ExitCode()
+	code, err := p.proc.ExitCode()
 	if err != nil {
-		return -1, fmt.Errorf("exit code of process %d: %w", t.proc.Pid(), err)
+		return -1, fmt.Errorf("exit code of process %d: %w", p.proc.Pid(), err)
 	}
 	return code, nil
 }
+
+// Resize sets the console size; HCS takes width first.
+func (p *windowsProcess) Resize(height, width uint16) error {
+	return wrapf(p.proc.ResizeConsole(width, height), "resize console of process %d", p.proc.Pid())
+}
+
+// Kill terminates the process (HCS's TerminateProcess); it does not wait.
+func (p *windowsProcess) Kill() error {
+	err := p.proc.Kill()
+	if err == nil || hcsshim.IsAlreadyStopped(err) || hcsshim.IsNotExist(err) || hcsshim.IsAlreadyClosed(err) {
+		return nil
+	}
+	return fmt.Errorf("kill process %d: %w", p.proc.Pid(), err)
+}
+
+// Close releases the process handle and the pipes we hold (a copy still reading an output pipe ends).
+func (p *windowsProcess) Close() error {
+	var errs []error
+	if p.stdin != nil {
+		errs = append(errs, p.stdin.Close())
+	}
+	for _, r := range []io.Reader{p.stdout, p.stderr} {
+		if c, ok := r.(io.Closer); ok {
+			errs = append(errs, c.Close())
+		}
+	}
+	errs = append(errs, wrapf(p.proc.Close(), "close process %d", p.proc.Pid()))
+	return errors.Join(errs...)
+}
+
+// windowsTask is a running compute system and its first process.
+type windowsTask struct {
+	sys  hcsshim.Container
+	init *windowsProcess
+}
+
+var _ Task = (*windowsTask)(nil)
+
+func (t *windowsTask) Pid() int { return t.init.Pid() }
+
+func (t *windowsTask) Stdio() (io.WriteCloser, io.Reader, io.Reader) { return t.init.Stdio() }
+
+func (t *windowsTask) Wait() (int, error) { return t.init.Wait() }
 
 // Shutdown asks HCS for a clean shutdown (CTRL_SHUTDOWN_EVENT to the container's processes), waits up to
 // timeout, and terminates the compute system if it is still running.
@@ -273,12 +349,19 @@ func (t *windowsTask) Terminate() error {
 	return fmt.Errorf("terminate compute system: %w", err)
 }
 
-func (t *windowsTask) Resize(height, width uint16) error {
-	return t.proc.ResizeConsole(width, height)
+func (t *windowsTask) Resize(height, width uint16) error { return t.init.Resize(height, width) }
+
+// Exec starts another process in the compute system (docker exec).
+func (t *windowsTask) Exec(proc ProcessConfig) (Process, error) {
+	p, err := startProcess(t.sys, proc)
+	if err != nil {
+		return nil, fmt.Errorf("exec %q: %w", proc.CommandLine, err)
+	}
+	return p, nil
 }
 
 func (t *windowsTask) Close() error {
-	return errors.Join(wrapf(t.proc.Close(), "close process"), wrapf(t.sys.Close(), "close compute system"))
+	return errors.Join(t.init.Close(), wrapf(t.sys.Close(), "close compute system"))
 }
 
 // importLayer imports a layer tar with ociwclayer.

@@ -25,7 +25,7 @@ import (
 )
 
 // Service is the engine's ContainerService for Windows containers. Its bookkeeping (records, state, waits,
-// events, logs) is plain Go and builds everywhere; what touches Windows (layers, HNS endpoints, compute
+// events, logs, attach and exec streams) is plain Go and builds everywhere; what touches Windows (layers, HNS endpoints, compute
 // systems) goes through a Runtime, which runtime_windows.go implements with hcsshim. Containers live as
 // long as the Service: HCS terminates a compute system when its last handle closes.
 type Service struct {
@@ -92,7 +92,8 @@ type Runtime interface {
 type Task interface {
 	// Pid is the process's ID in the container.
 	Pid() int
-	// Stdio returns the process's streams; absent ones are nil.
+	// Stdio returns the process's streams, those ProcessConfig asked for; absent ones are nil. The
+	// Service owns them: closing stdin ends the process's input.
 	Stdio() (stdin io.WriteCloser, stdout, stderr io.Reader)
 	// Wait waits for the process to exit and returns its exit code.
 	Wait() (int, error)
@@ -102,7 +103,26 @@ type Task interface {
 	Terminate() error
 	// Resize sets the console size of a process with a console.
 	Resize(height, width uint16) error
+	// Exec starts another process in the running compute system.
+	Exec(proc ProcessConfig) (Process, error)
 	// Close releases the task's handles.
+	Close() error
+}
+
+// Process is a process started by Task.Exec.
+type Process interface {
+	// Pid is the process's ID in the container.
+	Pid() int
+	// Stdio returns the process's streams, those ProcessConfig asked for; absent ones are nil. The
+	// caller owns them: closing stdin ends the process's input.
+	Stdio() (stdin io.WriteCloser, stdout, stderr io.Reader)
+	// Wait waits for the process to exit and returns its exit code.
+	Wait() (int, error)
+	// Resize sets the console size of a process with a console.
+	Resize(height, width uint16) error
+	// Kill terminates the process without waiting for it.
+	Kill() error
+	// Close releases the process's handles; the process keeps running.
 	Close() error
 }
 
@@ -112,6 +132,7 @@ type ctr struct {
 	image      ResolvedImage
 	task       Task
 	endpointID string
+	stdio      *broker       // the first process's streams: log, attachers
 	exited     chan struct{} // closed when the current run has ended; nil before the first start
 	removed    chan struct{} // closed by Remove
 }
@@ -166,6 +187,7 @@ func (s *Service) Create(ctx context.Context, opts container.CreateOptions) (*co
 			LogPath: filepath.Join(dir, id+"-json.log"),
 		},
 		image:   img,
+		stdio:   newBroker(opts.Config, s.log.With("container", id)),
 		removed: make(chan struct{}),
 	}
 	c.rec.Path, c.rec.Args = splitCommand(plan.Process.CommandLine)
@@ -364,16 +386,16 @@ func (s *Service) startLocked(c *ctr) (err error) {
 	if err != nil {
 		return err
 	}
+	// The broker owns the streams: stdin (with OpenStdin) stays open for attachers, and attachers that
+	// were waiting for this start are bound before any output is read.
 	stdin, stdout, stderr := task.Stdio()
-	if stdin != nil {
-		stdin.Close() // no attach: the process sees end of input
-	}
+	c.stdio.start(stdin)
 	var copies sync.WaitGroup
 	for name, r := range map[string]io.Reader{"stdout": stdout, "stderr": stderr} {
 		if r == nil {
 			continue
 		}
-		w := logw.Stream(name)
+		w := c.stdio.output(name, logw.Stream(name))
 		copies.Go(func() {
 			io.Copy(w, r)
 			w.Close()
@@ -394,6 +416,7 @@ func (s *Service) reap(c *ctr, task Task, logw *jsonlog.Writer, copies *sync.Wai
 	// The process is gone: end the compute system (HCS v1 does not stop it by itself), then the streams.
 	s.logErr("terminate", id, task.Terminate())
 	copies.Wait()
+	c.stdio.end() // after all output is published: attachers end with the run
 	s.logErr("close log", id, logw.Close())
 	s.logErr("close task", id, task.Close())
 	s.mu.Lock()
@@ -615,6 +638,7 @@ func (s *Service) Remove(ctx context.Context, ref string, force, removeVolumes b
 		return fmt.Errorf("remove container %s: %w", c.rec.ID, err)
 	}
 	delete(s.byID, c.rec.ID)
+	c.stdio.close()
 	c.rec.State.Status = container.StatusRemoving
 	s.emitLocked(c, "destroy")
 	close(c.removed)
@@ -666,14 +690,75 @@ func (s *Service) Logs(ctx context.Context, ref string, opts container.LogsOptio
 	return err
 }
 
-// Attach is not supported: the engine's Attachment type is bound to the Linux runtime's shim sessions.
-func (s *Service) Attach(ctx context.Context, ref string, opts container.AttachOptions) (*container.Attachment, error) {
-	return nil, fmt.Errorf("attach to %s: %w (run detached and use logs)", ref, ErrNotSupported)
+// Attach attaches streams to the container's first process: its output from now on (the engine replays
+// the log itself for logs=1) and, with OpenStdin, input. To a running container it attaches now;
+// otherwise at the next start, before the process runs (docker run's attach-then-start). The attachment
+// ends with the run, when the client is gone, or on Close, which leaves the container running.
+func (s *Service) Attach(ctx context.Context, ref string, opts container.AttachOptions) (container.AttachSession, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	c, err := s.lookupLocked(ref)
+	if err != nil {
+		return nil, err
+	}
+	a, err := c.stdio.attach(opts)
+	if err != nil {
+		return nil, fmt.Errorf("attach to container %s: %w", c.rec.ID, err)
+	}
+	return a, nil
 }
 
-// Exec is not supported: the engine's Exec type is bound to the Linux runtime's shim sessions.
-func (s *Service) Exec(ctx context.Context, ref string, opts container.ExecOptions) (*container.Exec, error) {
-	return nil, fmt.Errorf("exec in %s: %w", ref, ErrNotSupported)
+// Exec starts a process in the running container (a new process in its compute system) with the
+// container's environment, user and working directory unless opts override them, and wires its streams
+// to opts'.
+func (s *Service) Exec(ctx context.Context, ref string, opts container.ExecOptions) (container.ExecSession, error) {
+	s.mu.Lock()
+	c, err := s.lookupLocked(ref)
+	if err != nil {
+		s.mu.Unlock()
+		return nil, err
+	}
+	id, task, cfg, img := c.rec.ID, c.task, c.rec.Config, c.image.Config
+	s.mu.Unlock()
+	if len(opts.Cmd) == 0 {
+		return nil, fmt.Errorf("exec in container %s: %w: no command", id, container.ErrInvalid)
+	}
+	if task == nil {
+		return nil, fmt.Errorf("exec in container %s: %w", id, container.ErrNotRunning)
+	}
+	pc, err := execProcessConfig(cfg, img, opts)
+	if err != nil {
+		return nil, fmt.Errorf("exec in container %s: %w", id, err)
+	}
+	proc, err := task.Exec(pc)
+	if err != nil {
+		s.mu.Lock()
+		stopped := c.task != task
+		s.mu.Unlock()
+		if stopped {
+			return nil, fmt.Errorf("exec in container %s: %w", id, container.ErrNotRunning)
+		}
+		return nil, fmt.Errorf("exec in container %s: %w", id, err)
+	}
+	s.mu.Lock()
+	if c.task != task {
+		// The container stopped meanwhile: its compute system takes the process with it.
+		s.mu.Unlock()
+		s.logErr("kill exec", id, proc.Kill())
+		s.logErr("close exec", id, proc.Close())
+		return nil, fmt.Errorf("exec in container %s: %w", id, container.ErrNotRunning)
+	}
+	s.emitLocked(c, "exec_start", "execPid", strconv.Itoa(proc.Pid()))
+	s.mu.Unlock()
+	log := s.log.With("container", id)
+	return runExec(proc, opts, log, func(code int, err error) {
+		if err != nil {
+			log.Debug("wait for exec", "err", err)
+		}
+		s.mu.Lock()
+		s.emitLocked(c, "exec_die", "exitCode", strconv.Itoa(code))
+		s.mu.Unlock()
+	}), nil
 }
 
 // Subscribe returns a channel of container events and a function that ends the subscription.
@@ -734,6 +819,9 @@ func (s *Service) Close() error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.closed = true
+	for _, c := range s.byID {
+		c.stdio.close() // attachers waiting for a start that will not come
+	}
 	for ch := range s.subs {
 		delete(s.subs, ch)
 		close(ch)

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -24,6 +25,13 @@ type fakeRuntime struct {
 	endpoints map[string][]NatPolicy
 	nextPort  uint16
 	runErr    error
+	tasks     []*fakeTask
+}
+
+func (f *fakeRuntime) lastTask() *fakeTask {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.tasks[len(f.tasks)-1]
 }
 
 func (f *fakeRuntime) call(format string, args ...any) {
@@ -80,49 +88,180 @@ func (f *fakeRuntime) Run(doc ContainerDocument, proc ProcessConfig) (Task, erro
 	if err != nil {
 		return nil, err
 	}
-	t := &fakeTask{exit: make(chan int, 1)}
-	var outW, errW *io.PipeWriter
-	t.stdout, outW = io.Pipe()
-	t.stderr, errW = io.Pipe()
-	go func() {
-		fmt.Fprintf(outW, "hello from %s\n", proc.CommandLine)
-		fmt.Fprintln(errW, "a warning")
-		if strings.Contains(proc.CommandLine, "exit3") {
-			t.end(3)
-		}
-		code := <-t.exit
-		t.code = code
-		outW.Close()
-		errW.Close()
-		close(t.done())
-	}()
+	t := &fakeTask{}
+	t.fakeProc = startFakeProc(proc, 1234)
+	f.mu.Lock()
+	f.tasks = append(f.tasks, t)
+	f.mu.Unlock()
 	return t, nil
 }
 
-type fakeTask struct {
+// fakeProc is a process of the fake runtime. Its command line is a tiny script:
+//
+//	cat         copy stdin to stdout until stdin ends, exit 0
+//	echo WORDS  print WORDS to stdout, exit 0
+//	fail N      print "failing" to stderr, exit N
+//	sleep       wait to be killed
+//	(else)      print "hello from LINE" to stdout and "a warning" to stderr, then exit 3 if LINE contains
+//	            exit3, else wait to be stopped
+//
+// With a console (EmulateConsole) stderr goes to stdout, as on Windows.
+type fakeProc struct {
+	cfg            ProcessConfig
+	pid            int
+	stdin          io.WriteCloser
+	stdinR         *io.PipeReader
 	stdout, stderr io.Reader
 	exit           chan int
 	once           sync.Once
+	done           chan struct{}
 	code           int
-	doneOnce       sync.Once
-	doneCh         chan struct{}
+
+	mu     sync.Mutex
+	sizes  [][2]uint16
+	killed bool
+	closed bool
 }
 
-func (t *fakeTask) done() chan struct{} {
-	t.doneOnce.Do(func() { t.doneCh = make(chan struct{}) })
-	return t.doneCh
+func startFakeProc(cfg ProcessConfig, pid int) *fakeProc {
+	p := &fakeProc{cfg: cfg, pid: pid, exit: make(chan int, 1), done: make(chan struct{})}
+	outW, errW := io.Discard, io.Discard
+	var closers []io.Closer
+	if cfg.CreateStdInPipe {
+		var w *io.PipeWriter
+		p.stdinR, w = io.Pipe()
+		p.stdin = w
+	}
+	if cfg.CreateStdOutPipe {
+		r, w := io.Pipe()
+		p.stdout, outW = r, w
+		closers = append(closers, w)
+	}
+	if cfg.CreateStdErrPipe && !cfg.EmulateConsole {
+		r, w := io.Pipe()
+		p.stderr, errW = r, w
+		closers = append(closers, w)
+	}
+	if cfg.EmulateConsole {
+		errW = outW
+	}
+	cmd, rest, _ := strings.Cut(cfg.CommandLine, " ")
+	go func() {
+		switch cmd {
+		case "cat":
+			if p.stdinR != nil {
+				io.Copy(outW, p.stdinR)
+			}
+			p.end(0)
+		case "echo":
+			fmt.Fprintln(outW, rest)
+			p.end(0)
+		case "fail":
+			n, _ := strconv.Atoi(rest)
+			fmt.Fprintln(errW, "failing")
+			p.end(n)
+		case "sleep":
+		default:
+			fmt.Fprintf(outW, "hello from %s\n", cfg.CommandLine)
+			fmt.Fprintln(errW, "a warning")
+			if strings.Contains(cfg.CommandLine, "exit3") {
+				p.end(3)
+			}
+		}
+	}()
+	go func() {
+		// Ending the process closes its pipes, which ends a script still reading or writing them.
+		p.code = <-p.exit
+		for _, c := range closers {
+			c.Close()
+		}
+		if p.stdinR != nil {
+			p.stdinR.Close()
+		}
+		close(p.done)
+	}()
+	return p
 }
-func (t *fakeTask) end(code int) { t.once.Do(func() { t.exit <- code }) }
-func (t *fakeTask) Pid() int     { return 1234 }
-func (t *fakeTask) Wait() (int, error) {
-	<-t.done()
-	return t.code, nil
+
+func (p *fakeProc) end(code int) { p.once.Do(func() { p.exit <- code }) }
+func (p *fakeProc) Pid() int     { return p.pid }
+func (p *fakeProc) Wait() (int, error) {
+	<-p.done
+	return p.code, nil
 }
-func (t *fakeTask) Stdio() (io.WriteCloser, io.Reader, io.Reader) { return nil, t.stdout, t.stderr }
-func (t *fakeTask) Shutdown(time.Duration) error                  { t.end(0); return nil }
-func (t *fakeTask) Terminate() error                              { t.end(1); return nil }
-func (t *fakeTask) Resize(uint16, uint16) error                   { return nil }
-func (t *fakeTask) Close() error                                  { return nil }
+func (p *fakeProc) Stdio() (io.WriteCloser, io.Reader, io.Reader) { return p.stdin, p.stdout, p.stderr }
+func (p *fakeProc) Resize(h, w uint16) error {
+	if !p.cfg.EmulateConsole {
+		return errors.New("fake: no console")
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.sizes = append(p.sizes, [2]uint16{h, w})
+	return nil
+}
+func (p *fakeProc) Kill() error {
+	p.mu.Lock()
+	p.killed = true
+	p.mu.Unlock()
+	p.end(137)
+	return nil
+}
+func (p *fakeProc) Close() error {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.closed = true
+	return nil
+}
+func (p *fakeProc) isClosed() bool {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.closed
+}
+func (p *fakeProc) resized() [][2]uint16 {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return slices.Clone(p.sizes)
+}
+
+// fakeTask is a compute system: its first process and the ones Exec started.
+type fakeTask struct {
+	*fakeProc
+	mu      sync.Mutex
+	execs   []*fakeProc
+	stopped bool
+}
+
+func (t *fakeTask) Shutdown(time.Duration) error { t.stop(0); return nil }
+func (t *fakeTask) Terminate() error             { t.stop(1); return nil }
+
+// stop ends the first process and every exec, as ending a compute system does.
+func (t *fakeTask) stop(code int) {
+	t.mu.Lock()
+	t.stopped = true
+	execs := slices.Clone(t.execs)
+	t.mu.Unlock()
+	t.end(code)
+	for _, e := range execs {
+		e.end(137)
+	}
+}
+
+func (t *fakeTask) Exec(cfg ProcessConfig) (Process, error) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if t.stopped {
+		return nil, errors.New("fake: compute system stopped")
+	}
+	p := startFakeProc(cfg, 2000+len(t.execs))
+	t.execs = append(t.execs, p)
+	return p, nil
+}
+
+func (t *fakeTask) lastExec() *fakeProc {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return t.execs[len(t.execs)-1]
+}
 
 type fakeImages struct{}
 
@@ -322,11 +461,11 @@ func TestServiceRejects(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := s.Attach(ctx, c.ID, container.AttachOptions{}); !errors.Is(err, container.ErrNotSupported) {
-		t.Errorf("attach: %v", err)
+	if _, err := s.Exec(ctx, c.ID, container.ExecOptions{}); !errors.Is(err, container.ErrInvalid) {
+		t.Errorf("exec without a command: %v", err)
 	}
-	if _, err := s.Exec(ctx, c.ID, container.ExecOptions{}); !errors.Is(err, container.ErrNotSupported) {
-		t.Errorf("exec: %v", err)
+	if _, err := s.Exec(ctx, c.ID, container.ExecOptions{Cmd: []string{"echo", "hi"}}); !errors.Is(err, container.ErrNotRunning) {
+		t.Errorf("exec in a created container: %v", err)
 	}
 	if err := s.Kill(ctx, c.ID, 9); !errors.Is(err, container.ErrConflict) {
 		t.Errorf("kill of a created container: %v", err)

@@ -1207,6 +1207,43 @@ func (m *Manager) Logs(ctx context.Context, ref string, opts LogsOptions, fn fun
 
 // ---- attach ----
 
+// AttachSession is an attached client's session with a container, as
+// Attach returns it. The engine's handlers use only these methods, so other
+// backends (platform/hcs) implement it with their own types; *Attachment is
+// this Manager's.
+type AttachSession interface {
+	// Done is closed when the session has ended: the container exited, the
+	// client detached, or writing to it failed.
+	Done() <-chan struct{}
+	// Wait waits for the session to end (or ctx) and returns why it failed,
+	// if it did. All output of the attached streams has been written when
+	// it returns nil.
+	Wait(ctx context.Context) error
+	// Close detaches; the container keeps running.
+	Close() error
+}
+
+// ExecSession is a process started in a container, as Exec returns it.
+// *Exec is this Manager's; other backends implement it with their own types.
+type ExecSession interface {
+	// Pid is the process's ID as the backend sees it.
+	Pid() int
+	// Resize sets the size of the process's terminal (Tty only).
+	Resize(height, width uint16) error
+	// Done is closed when the process has exited and its output is
+	// delivered (or the stream broke).
+	Done() <-chan struct{}
+	// Wait waits for the process to exit (or ctx) and returns its exit code.
+	Wait(ctx context.Context) (int, error)
+	// Close detaches from the process, which keeps running.
+	Close() error
+}
+
+var (
+	_ AttachSession = (*Attachment)(nil)
+	_ ExecSession   = (*Exec)(nil)
+)
+
 // Attachment is an attached client's session with a container.
 type Attachment struct {
 	streams shim.Streams
@@ -1283,7 +1320,7 @@ func (a *Attachment) Close() error {
 // Attach attaches streams to the container. To a running container it
 // attaches now; otherwise it attaches at the next start, before the process
 // runs (docker run's attach-then-start).
-func (m *Manager) Attach(ctx context.Context, ref string, opts AttachOptions) (*Attachment, error) {
+func (m *Manager) Attach(ctx context.Context, ref string, opts AttachOptions) (AttachSession, error) {
 	c, err := m.lookup(ref)
 	if err != nil {
 		return nil, err
@@ -1370,7 +1407,7 @@ func (e *Exec) Wait(ctx context.Context) (int, error) {
 func (e *Exec) Close() error { return e.sess.Close() }
 
 // Exec runs a process in the running container, joining all its namespaces.
-func (m *Manager) Exec(ctx context.Context, ref string, opts ExecOptions) (*Exec, error) {
+func (m *Manager) Exec(ctx context.Context, ref string, opts ExecOptions) (ExecSession, error) {
 	c, err := m.lookup(ref)
 	if err != nil {
 		return nil, err
