@@ -67,8 +67,10 @@ type Options struct {
 	HomeDir string
 	// Shares are more host directories shared writable at the same path (configured roots).
 	Shares []string
-	// AgentPath is the berth-agent binary for linux/<guest arch>; empty means $BERTH_AGENT, then
-	// linux-<goarch>/berth-agent next to the running executable, then bin/linux-<goarch>/berth-agent.
+	// AgentPath is the berth-agent binary for linux/<guest arch>; empty means $BERTH_AGENT, then the first
+	// linux/<goarch> executable among linux-<goarch>/berth-agent beside the running executable,
+	// ../libexec/berth-agent (Homebrew), berth-agent beside it (release archive) and
+	// bin/linux-<goarch>/berth-agent (symlinks of the executable are followed too).
 	AgentPath string
 	// AgentArgs are extra arguments for `berth-agent serve` (e.g. "--debug").
 	AgentArgs []string

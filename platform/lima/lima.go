@@ -278,7 +278,8 @@ func (d *Driver) prepareShare() error {
 	return nil
 }
 
-// agentPath finds the agent binary (see Options.AgentPath).
+// agentPath finds the agent binary (see Options.AgentPath): the first candidate of agentCandidates that is
+// a Linux executable for the guest's architecture.
 func (d *Driver) agentPath() (string, error) {
 	if d.opts.AgentPath != "" {
 		return d.opts.AgentPath, nil
@@ -286,18 +287,44 @@ func (d *Driver) agentPath() (string, error) {
 	if p := os.Getenv(AgentEnv); p != "" {
 		return p, nil
 	}
-	rel := filepath.Join("linux-"+GoArch(d.opts.Arch), "berth-agent")
-	var tried []string
+	arch := GoArch(d.opts.Arch)
+	var exes []string
 	if exe, err := os.Executable(); err == nil {
-		tried = append(tried, filepath.Join(filepath.Dir(exe), rel))
+		exes = append(exes, exe)
+		if real, err := filepath.EvalSymlinks(exe); err == nil && real != exe {
+			exes = append(exes, real) // Homebrew's bin/berth is a link into the Cellar
+		}
 	}
-	tried = append(tried, filepath.Join("bin", rel))
+	tried := agentCandidates(exes, arch)
 	for _, p := range tried {
-		if _, err := os.Stat(p); err == nil {
+		f, err := os.Open(p)
+		if err != nil {
+			continue
+		}
+		err = checkAgentELF(f, arch)
+		f.Close()
+		if err == nil {
 			return p, nil
 		}
 	}
-	return "", fmt.Errorf("%w: not found (tried $%s, %s)", ErrAgentBinary, AgentEnv, strings.Join(tried, ", "))
+	return "", fmt.Errorf("%w: no linux/%s build found (tried $%s, %s)", ErrAgentBinary, arch, AgentEnv, strings.Join(tried, ", "))
+}
+
+// agentCandidates lists where the agent for goarch may be, for each path of the running executable: a
+// per-arch build beside it (make's bin/linux-<arch>/), Homebrew's libexec (bin/../libexec), the release
+// archive's single agent beside berth, and finally bin/linux-<arch>/ below the working directory.
+func agentCandidates(exes []string, goarch string) []string {
+	rel := filepath.Join("linux-"+goarch, "berth-agent")
+	var out []string
+	for _, exe := range exes {
+		dir := filepath.Dir(exe)
+		out = append(out,
+			filepath.Join(dir, rel),
+			filepath.Join(dir, "..", "libexec", "berth-agent"),
+			filepath.Join(dir, "berth-agent"),
+		)
+	}
+	return append(out, filepath.Join("bin", rel))
 }
 
 // copyFile copies src to dst atomically with mode; checkELF verifies src is a linux/goarch executable.

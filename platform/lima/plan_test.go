@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"reflect"
 	"runtime"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -308,5 +309,21 @@ func TestGuestUserIsTransportDefault(t *testing.T) {
 	}
 	if !strings.Contains(ProvisionScript(nil), "useradd --system --gid "+GuestUser) {
 		t.Fatal("the provisioning script does not create the guest user")
+	}
+}
+
+func TestAgentCandidates(t *testing.T) {
+	got := agentCandidates([]string{"/opt/homebrew/bin/berth", "/opt/homebrew/Cellar/berth/1.0/bin/berth"}, "arm64")
+	want := []string{
+		"/opt/homebrew/bin/linux-arm64/berth-agent",
+		"/opt/homebrew/libexec/berth-agent",
+		"/opt/homebrew/bin/berth-agent",
+		"/opt/homebrew/Cellar/berth/1.0/bin/linux-arm64/berth-agent",
+		"/opt/homebrew/Cellar/berth/1.0/libexec/berth-agent", // the formula's libexec.install
+		"/opt/homebrew/Cellar/berth/1.0/bin/berth-agent",
+		"bin/linux-arm64/berth-agent",
+	}
+	if !slices.Equal(got, want) {
+		t.Fatalf("agentCandidates:\n got %q\nwant %q", got, want)
 	}
 }
