@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # VM boot time under QEMU (TCG here): time from QEMU start to a marker that
 # /init prints on the serial console, for the kernel of berth's VM image
-# booted four ways, plus a check that every module of the image's load list
+# booted four ways, plus a check that every module of the image's load lists
 # loads.
 #
 # usage: bench/vm-boot.sh [IMAGE_DIR] [RUNS]
@@ -62,13 +62,17 @@ printf 'module triv\ngo 1.21\n' >"$T/triv/go.mod"
 "$V" pack --out "$T/triv.cpio.gz" init="$T/triv/init"
 "$V" concat --out "$T/full.cpio" "$BASE" "$T/triv.cpio.gz"
 
-# module check /init: insmod every module of the load list in order
+# module check /init: insmod every module of the load lists in order (boot stage, then the later stages
+# of images that have them)
 cat >"$T/modcheck.sh" <<'SH'
 #!/bin/sh
 ok=0; fail=0
-while read -r m; do
-	if out=$(insmod "$m" 2>&1); then ok=$((ok+1)); else fail=$((fail+1)); echo "MODFAIL $m: $out"; fi
-done < /lib/modules/berth.load
+for l in berth berth-network berth-background berth-late; do
+	[ -f /lib/modules/$l.load ] || continue
+	while read -r m; do
+		if out=$(insmod "$m" 2>&1); then ok=$((ok+1)); else fail=$((fail+1)); echo "MODFAIL $m: $out"; fi
+	done < /lib/modules/$l.load
+done
 echo "MODCHECK ok=$ok fail=$fail"
 mount -t proc proc /proc; mount -t sysfs sys /sys
 echo "VIRTIO $(ls /sys/bus/virtio/devices | tr '\n' ' ')NET $(ls /sys/class/net | tr '\n' ' ')"

@@ -53,7 +53,8 @@ func TestBuildReproducible(t *testing.T) {
 				for _, e := range es {
 					names[e.Path] = true
 				}
-				for _, want := range []string{"init", "bin/busybox", "bin/sh", "lib/modules/berth.load", "etc/berth/demo-image.tar"} {
+				for _, want := range []string{"init", "bin/busybox", "bin/sh", "lib/modules/berth.load", "lib/modules/berth-network.load",
+					"lib/modules/berth-background.load", "lib/modules/berth-late.load", "etc/berth/demo-image.tar"} {
 					if !names[want] {
 						t.Errorf("initramfs lacks %s", want)
 					}
@@ -66,6 +67,9 @@ func TestBuildReproducible(t *testing.T) {
 			}
 			if len(ms[0].Modules) < 30 {
 				t.Errorf("only %d modules", len(ms[0].Modules))
+			}
+			if len(ms[0].ModuleStages[StageNetwork]) < 5 || len(ms[0].ModuleStages[StageBackground]) < 3 {
+				t.Errorf("module stages %v", ms[0].ModuleStages)
 			}
 		})
 	}

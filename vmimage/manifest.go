@@ -69,10 +69,13 @@ type Manifest struct {
 	Artifacts     map[string]Artifact `json:"artifacts"` // by file name
 	Packages      []debpkg.Package    `json:"packages"`
 	Modules       []string            `json:"modules"` // load order, paths under /lib/modules/<release>
-	Builtin       []string            `json:"builtinModules,omitempty"`
-	Missing       []string            `json:"missingOptionalModules,omitempty"`
-	Agent         Agent               `json:"agent"`
-	Boot          Boot                `json:"boot"`
+	// ModuleStages lists the modules of Modules that load after the boot stage, by stage (LoadStages);
+	// older images have none.
+	ModuleStages map[string][]string `json:"moduleStages,omitempty"`
+	Builtin      []string            `json:"builtinModules,omitempty"`
+	Missing      []string            `json:"missingOptionalModules,omitempty"`
+	Agent        Agent               `json:"agent"`
+	Boot         Boot                `json:"boot"`
 }
 
 // ReadManifest reads dir/manifest.json.

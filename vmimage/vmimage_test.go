@@ -84,14 +84,16 @@ func TestInitramfsFromModuleTree(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	res, err := g.Resolve(wants("bridge", "overlay", "ext4"))
+	ws := wants("bridge", "overlay", "ext4")
+	ws[1].Stage = StageBackground
+	res, stages, err := g.Stages(ws, []string{StageBoot, StageNetwork, StageBackground})
 	if err != nil {
 		t.Fatal(err)
 	}
 	busybox := []byte("\x00[\x00[[\x00ash\x00cat\x00echo\x00httpd\x00ls\x00mkdir\x00rm\x00sh\x00sleep\x00true\x00\x00")
 	a, err := Initramfs(InitramfsInput{
 		Agent: []byte("AGENT"), Busybox: busybox, DemoImage: []byte("TAR"),
-		KernelRelease: "6.1.0-test", ModuleRoot: root, Modules: res.Load, Graph: g,
+		KernelRelease: "6.1.0-test", ModuleRoot: root, Modules: res.Load, Stages: stages, Graph: g,
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -118,9 +120,15 @@ func TestInitramfsFromModuleTree(t *testing.T) {
 		t.Error("demo image missing")
 	}
 	wantLoad := "/lib/modules/6.1.0-test/kernel/net/llc/llc.ko\n/lib/modules/6.1.0-test/kernel/net/802/stp.ko\n" +
-		"/lib/modules/6.1.0-test/kernel/net/bridge/bridge.ko\n/lib/modules/6.1.0-test/kernel/fs/overlayfs/overlay.ko\n"
+		"/lib/modules/6.1.0-test/kernel/net/bridge/bridge.ko\n"
 	if l := string(got["lib/modules/berth.load"].Data); l != wantLoad {
 		t.Errorf("load list:\n%s", l)
+	}
+	if l := string(got["lib/modules/berth-background.load"].Data); l != "/lib/modules/6.1.0-test/kernel/fs/overlayfs/overlay.ko\n" {
+		t.Errorf("background load list:\n%s", l)
+	}
+	if _, ok := got["lib/modules/berth-network.load"]; ok {
+		t.Error("empty network stage written")
 	}
 	if _, ok := got["lib/modules/6.1.0-test/kernel/drivers/unused.ko"]; ok {
 		t.Error("unrequested module included")
@@ -149,6 +157,20 @@ func TestDefaultModulesResolveOnBothArches(t *testing.T) {
 		for _, must := range []string{"virtio_net", "vsock", "overlay", "nf_tables", "nft_masq", "ext4", "9pnet_virtio", "virtiofs", "veth", "bridge"} {
 			if !seen[must] {
 				t.Errorf("%s: %s not wanted", arch, must)
+			}
+		}
+		// The engine cannot start without the uplink and the data disk, nor set up container networking
+		// without bridge and nftables: those are never left to the background stage.
+		for _, w := range ws {
+			switch w.Name {
+			case "virtio_mmio", "virtio_net", "virtio_blk", "ext4", "crc32c_generic":
+				if w.Stage != StageBoot {
+					t.Errorf("%s: %s not in the boot stage", arch, w.Name)
+				}
+			case "bridge", "veth", "nf_tables", "nft_masq", "nft_nat", "nft_chain_nat", "nft_ct", "br_netfilter":
+				if w.Stage != StageNetwork {
+					t.Errorf("%s: %s not in the network stage", arch, w.Name)
+				}
 			}
 		}
 	}

@@ -31,6 +31,7 @@ import (
 	"github.com/berth-dev/berth/guestagent/network"
 	"github.com/berth-dev/berth/guestagent/runtime/container"
 	"github.com/berth-dev/berth/guestagent/sshserver"
+	"github.com/berth-dev/berth/guestagent/sysinit"
 )
 
 func init() {
@@ -51,6 +52,8 @@ func init() {
 				"shares the network namespace of PID 1 (the host's). By default the agent networks containers only when it is " +
 				"network-isolated (PID 1 of a VM, or in a network namespace of its own, as the native driver starts it); " +
 				"otherwise every container gets an empty namespace with loopback only and /networks answers 503"},
+			&cli.StringFlag{Name: "wait-network", Usage: "wait until this file exists before setting up container networking (berth's VM init creates it once the kernel modules for it are loaded)"},
+			&cli.StringFlag{Name: "wait-boot", Usage: "wait until this file exists before opening the containers (berth's VM init creates it once its background kernel modules are loaded and the shares mounted)"},
 		},
 		Action: serve,
 	})
@@ -77,11 +80,21 @@ func serve(c *cli.Context) error {
 	for _, tarball := range c.StringSlice("preload") {
 		preload(c.Context, store, root, tarball, log)
 	}
+	if f := c.String("wait-network"); f != "" {
+		if err := sysinit.WaitFile(c.Context, f, time.Minute); err != nil {
+			log.Warn("the VM's network modules are not loaded; going on", "err", err)
+		}
+	}
 	nets := openNetwork(c.Context, filepath.Join(root, "network"), c.Bool("bridge"), c.Int("mtu"), log.With("component", "network"))
 	if nets != nil {
 		// Closing stops the DNS servers; bridges and endpoints stay for the
 		// containers that keep running.
 		defer nets.Close()
+	}
+	if f := c.String("wait-boot"); f != "" {
+		if err := sysinit.WaitFile(c.Context, f, time.Minute); err != nil {
+			log.Warn("the VM's boot is not done; going on", "err", err)
+		}
 	}
 	opts := container.Options{
 		Root:    filepath.Join(root, "containers"),

@@ -176,18 +176,32 @@ func startInstance(c *cli.Context) error {
 			return err
 		}
 	}
+	// A ping through the hostagent proves what the client's own handshake would (the same client key
+	// accepted, the same pinned host key), so the handshake, which costs the just-booted guest a key
+	// exchange, runs only to explain a ping that is slow to come (a refused key, a wrong host key).
 	fmt.Fprintln(w, "waiting for agent")
-	if err := handshake(ctx, inst, drv); err != nil {
-		return err
-	}
 	ha, err := daemon.ReadPIDFile(inst.HostagentPIDPath())
+	spawned := false
 	if err != nil {
 		fmt.Fprintln(w, "starting hostagent")
 		if ha, err = spawnHostagent(store, inst); err != nil {
 			return err
 		}
+		spawned = true
 	}
-	if err := waitPing(ctx, inst.DockerSocketPath(), ha.Alive); err != nil {
+	pctx, pcancel := context.WithTimeout(ctx, diagnoseAfter)
+	err = waitPing(pctx, inst.DockerSocketPath(), ha.Alive)
+	pcancel()
+	if err != nil && ctx.Err() == nil && ha.Alive() {
+		if herr := handshake(ctx, inst, drv); herr != nil {
+			if spawned {
+				_ = daemon.Terminate(context.Background(), ha, 10*time.Second)
+			}
+			return herr
+		}
+		err = waitPing(ctx, inst.DockerSocketPath(), ha.Alive)
+	}
+	if err != nil {
 		return fmt.Errorf("instance %s: docker.sock does not answer: %w; hostagent log:\n%s", name, err, tailFile(inst.HostagentLogPath(), 15))
 	}
 	fmt.Fprintf(c.App.Writer, "instance %s is running; DOCKER_HOST=unix://%s\n", name, inst.DockerSocketPath())
@@ -224,6 +238,10 @@ func handshake(ctx context.Context, inst *instance.Instance, drv platform.Driver
 	}
 	return nil
 }
+
+// diagnoseAfter is how long `berth start` waits for docker.sock to answer before it checks the agent's
+// SSH endpoint itself, to tell why.
+const diagnoseAfter = 3 * time.Second
 
 // spawnHostagent starts `berth --instance NAME hostagent` detached, logging to hostagent.log.
 func spawnHostagent(store *instance.Store, inst *instance.Instance) (daemon.Process, error) {
@@ -262,7 +280,8 @@ func waitPing(ctx context.Context, sock string, alive func() bool) error {
 		return err
 	}
 	defer cl.Close()
-	step := 10 * time.Millisecond
+	// The hostagent answers tens of milliseconds after its start: poll often, then less.
+	step := 5 * time.Millisecond
 	for {
 		pctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 		_, err := cl.Ping(pctx, client.PingOptions{})
@@ -280,7 +299,7 @@ func waitPing(ctx context.Context, sock string, alive func() bool) error {
 			t.Stop()
 			return fmt.Errorf("%w (last error: %w)", ctx.Err(), err)
 		}
-		step = min(step*2, 250*time.Millisecond)
+		step = min(step*3/2, 100*time.Millisecond)
 	}
 }
 

@@ -260,8 +260,10 @@ func HostsFile(hostname string) []byte {
 // EngineArgv is the engine child's argv: exe's "serve" command with the VM's fixed paths, the SSH transport
 // on every address at SSHPort with the keys from the instance configuration, and bridges forced on (the
 // engine is not PID 1 but owns the VM's network namespace), and the demo image preloaded before the
-// engine answers (so a client that sees the agent ready finds the image). cfg.Agent's extra arguments
-// are global flags.
+// engine answers (so a client that sees the agent ready finds the image), and the engine waits for
+// NetworkDone before it sets up container networking and for BootDone (background modules loaded,
+// shares mounted) before it opens its containers.
+// cfg.Agent's extra arguments are global flags.
 func EngineArgv(exe string, cfg instance.Config) []string {
 	argv := append([]string{exe}, cfg.Agent...)
 	return append(argv, "serve",
@@ -273,6 +275,8 @@ func EngineArgv(exe string, cfg instance.Config) []string {
 		"--ssh-host-key", instance.HostKeyPath,
 		"--ssh-authorized-keys", instance.AuthorizedKeysPath,
 		"--bridge",
+		"--wait-network", NetworkDone,
+		"--wait-boot", BootDone,
 	)
 }
 
@@ -361,4 +365,20 @@ func ParseCommand(line string) (Command, error) {
 		return Command{Op: "time", UnixNano: ns}, nil
 	}
 	return Command{}, fmt.Errorf("%w: unknown control line %q", ErrConfig, line)
+}
+
+// inotifyNames returns the names of the inotify events in b (struct inotify_event records: wd, mask,
+// cookie, len, then len bytes of NUL-padded name).
+func inotifyNames(b []byte) []string {
+	var names []string
+	for len(b) >= unix.SizeofInotifyEvent {
+		n := int(binary.NativeEndian.Uint32(b[12:16]))
+		end := unix.SizeofInotifyEvent + n
+		if end > len(b) {
+			break
+		}
+		names = append(names, string(bytes.TrimRight(b[unix.SizeofInotifyEvent:end], "\x00")))
+		b = b[end:]
+	}
+	return names
 }

@@ -138,7 +138,8 @@ func TestEngineArgv(t *testing.T) {
 	got := EngineArgv("/init", instance.Config{Agent: []string{"--debug"}})
 	want := []string{"/init", "--debug", "serve", "--preload", "/etc/berth/demo-image.tar", "--socket", "/run/berth/docker.sock", "--root", "/var/lib/berth",
 		"--run-root", "/run/berth", "--ssh-listen", "tcp:0.0.0.0:22", "--ssh-host-key", "/etc/berth/ssh_host_key",
-		"--ssh-authorized-keys", "/etc/berth/authorized_keys", "--bridge"}
+		"--ssh-authorized-keys", "/etc/berth/authorized_keys", "--bridge",
+		"--wait-network", "/run/berth-network.done", "--wait-boot", "/run/berth-boot.done"}
 	if !slices.Equal(got, want) {
 		t.Errorf("argv\n got %q\nwant %q", got, want)
 	}

@@ -14,6 +14,7 @@ import (
 	"runtime/debug"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 	"unsafe"
 
@@ -43,8 +44,10 @@ type system struct {
 	log     *slog.Logger
 	exe     string
 	reaper  *reaper
-	mounted []Mount
 	console *os.File
+
+	mu      sync.Mutex // guards mounted: the shares are mounted in the background
+	mounted []Mount
 }
 
 // Run performs PID 1's duties (see the package documentation). It returns only if it could not end the
@@ -54,6 +57,8 @@ func Run(opts Options) error {
 	if log == nil {
 		log = slog.New(slog.NewTextHandler(os.Stderr, nil))
 	}
+	log = slog.New(uptimeHandler{log.Handler()})
+	log.Info("init started")
 	s := &system{log: log, exe: opts.Exe, console: os.Stderr}
 	if s.exe == "" {
 		s.exe = "/init"
@@ -81,34 +86,57 @@ func Run(opts Options) error {
 	if err := s.enableControllers(); err != nil {
 		log.Warn("cgroup controllers", "err", err)
 	}
-	s.loadModules()
 	cfg, err := instance.Load("/")
 	if err != nil {
 		return s.fail(err)
 	}
-	if now := time.Now(); now.Year() < 2024 {
-		log.Warn("the clock looks unset (no RTC?)", "time", now.UTC())
-	}
-	if err := s.network(cfg); err != nil {
-		return s.fail(err)
-	}
-	if err := s.dataDisk(cfg); err != nil {
-		return s.fail(err)
-	}
-	s.shares(cfg)
-	log.Info("system ready", "init", time.Since(t0).Round(time.Millisecond), "uptime", uptime(), "time", time.Now().UTC().Format(time.RFC3339))
-
+	// The boot stage's modules (virtio, uplink, data disk) now; the network stage's (bridge, nftables),
+	// the background stage's (control port, 9p/virtiofs, overlayfs) and the late stage's while the
+	// uplink, the data disk and the engine come up. The shares need the background stage. NetworkDone and
+	// BootDone tell the engine (EngineArgv) when it may set up container networking and open its
+	// containers.
+	s.loadModules(ModuleList, "boot")
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	poweroff := make(chan string, 1)
-	go s.control(ctx, poweroff)
+	go func() {
+		s.loadModules(NetworkModuleList, "network")
+		if err := markDone(NetworkDone); err != nil {
+			log.Error("the engine will wait for the network modules in vain", "err", err)
+		}
+		s.loadModules(BackgroundModuleList, "background")
+		s.shares(cfg)
+		// The control port is open before the engine answers (it waits for BootDone), so that the host's
+		// first lines (the clock, a quick poweroff) find a reader: a line sent to a port the guest has
+		// not opened yet can be lost.
+		if ctl := s.openControl(); ctl != nil {
+			go s.control(ctx, ctl, poweroff)
+		}
+		if err := markDone(BootDone); err != nil {
+			log.Error("the engine will wait for the end of the boot in vain", "err", err)
+			return
+		}
+		log.Info("system ready", "init", time.Since(t0).Round(time.Millisecond), "time", time.Now().UTC().Format(time.RFC3339))
+		s.loadModules(LateModuleList, "late")
+		// PID 1 idles from here on: hand the boot's garbage back to the (small) VM.
+		debug.FreeOSMemory()
+	}()
+	if now := time.Now(); now.Year() < 2024 {
+		log.Warn("the clock looks unset (no RTC?)", "time", now.UTC())
+	}
+	// The uplink and the data disk are independent: set them up side by side.
+	diskErr := make(chan error, 1)
+	go func() { diskErr <- s.dataDisk(cfg) }()
+	netErr := s.network(cfg)
+	if err := errors.Join(netErr, <-diskErr); err != nil {
+		return s.fail(err)
+	}
+
 	engineDone := make(chan struct{})
 	go func() {
 		defer close(engineDone)
 		s.superviseEngine(ctx, EngineArgv(s.exe, cfg))
 	}()
-	// PID 1 idles from here on: hand the boot's garbage back to the (small) VM.
-	debug.FreeOSMemory()
 
 	var why string
 	for why == "" {
@@ -126,19 +154,6 @@ func Run(opts Options) error {
 	cancel()
 	<-engineDone
 	return s.shutdown()
-}
-
-// uptime is the time since the kernel started (/proc/uptime's first field).
-func uptime() string {
-	b, err := os.ReadFile("/proc/uptime")
-	if err != nil {
-		return "?"
-	}
-	f := strings.Fields(string(b))
-	if len(f) == 0 {
-		return "?"
-	}
-	return f[0] + "s"
 }
 
 // fail logs a fatal boot error and ends the machine.
@@ -186,7 +201,9 @@ func (s *system) mount(m Mount) error {
 	if err := unix.Mount(m.Source, m.Target, m.FSType, m.Flags, m.Data); err != nil {
 		return fmt.Errorf("mount %s: %w", m, err)
 	}
+	s.mu.Lock()
 	s.mounted = append(s.mounted, m)
+	s.mu.Unlock()
 	return nil
 }
 
@@ -205,41 +222,6 @@ func (s *system) enableControllers() error {
 	}
 	if err := os.WriteFile("/sys/fs/cgroup/cgroup.subtree_control", []byte(w), 0o644); err != nil {
 		return fmt.Errorf("enable %q: %w", w, err)
-	}
-	return nil
-}
-
-// loadModules loads the image's module list in order. (Loading independent modules in parallel was
-// measured slower under TCG: 2.0–2.5 s against 1.0–1.2 s for the 46 modules.)
-func (s *system) loadModules() {
-	b, err := os.ReadFile(ModuleList)
-	if err != nil {
-		s.log.Warn("no module list", "err", err)
-		return
-	}
-	var u unix.Utsname
-	_ = unix.Uname(&u)
-	t0 := time.Now()
-	mods := ParseModuleList(b, unix.ByteSliceToString(u.Release[:]))
-	loaded := 0
-	for _, m := range mods {
-		if err := loadModule(m); err != nil {
-			s.log.Warn("module", "path", m, "err", err)
-			continue
-		}
-		loaded++
-	}
-	s.log.Info("modules loaded", "loaded", loaded, "listed", len(mods), "took", time.Since(t0).Round(time.Millisecond))
-}
-
-func loadModule(path string) error {
-	f, err := os.Open(path)
-	if err != nil {
-		return err
-	}
-	defer f.Close()
-	if err := unix.FinitModule(int(f.Fd()), "", 0); err != nil && !errors.Is(err, unix.EEXIST) {
-		return fmt.Errorf("finit_module %s: %w", path, err)
 	}
 	return nil
 }
@@ -471,8 +453,13 @@ func controlPortPath() (string, bool) {
 	return "", false
 }
 
-// control serves the host's control port: "poweroff" ends the machine, "time NS" sets the clock.
-func (s *system) control(ctx context.Context, poweroff chan<- string) {
+// openControl opens the host's control port (the virtio-serial port named ControlPort), waiting up to
+// deviceWait for it to appear when the machine has a virtio console device; nil without one.
+func (s *system) openControl() *os.File {
+	if bound, _ := filepath.Glob("/sys/bus/virtio/drivers/virtio_console/virtio*"); len(bound) == 0 {
+		s.log.Info("no control port; stop the VM with a signal to PID 1 (busybox poweroff)")
+		return nil
+	}
 	var dev string
 	deadline := time.Now().Add(deviceWait)
 	for {
@@ -482,21 +469,27 @@ func (s *system) control(ctx context.Context, poweroff chan<- string) {
 		}
 		if time.Now().After(deadline) {
 			s.log.Info("no control port; stop the VM with a signal to PID 1 (busybox poweroff)")
-			return
+			return nil
 		}
-		time.Sleep(50 * time.Millisecond)
+		time.Sleep(5 * time.Millisecond)
 	}
 	if err := waitFor(dev, deviceWait); err != nil {
 		s.log.Warn("control port", "err", err)
-		return
+		return nil
 	}
 	f, err := os.OpenFile(dev, os.O_RDWR, 0)
 	if err != nil {
 		s.log.Warn("control port", "err", err)
-		return
+		return nil
 	}
-	defer f.Close()
 	s.log.Info("control port open", "device", dev)
+	return f
+}
+
+// control serves the host's control port f until ctx ends: "poweroff" ends the machine, "time NS" sets
+// the clock.
+func (s *system) control(ctx context.Context, f *os.File, poweroff chan<- string) {
+	defer f.Close()
 	for ctx.Err() == nil {
 		// Reads return EOF while the host side is not connected.
 		sc := bufio.NewScanner(f)
@@ -535,7 +528,9 @@ func (s *system) shutdown() error {
 		s.killAll(unix.SIGKILL, 2*time.Second)
 	}
 	unix.Sync()
+	s.mu.Lock()
 	order := UnmountOrder(s.mounted)
+	s.mu.Unlock()
 	if mi, err := os.ReadFile("/proc/self/mountinfo"); err == nil {
 		// Containers' overlays, shm and netns mounts below the data disk go first.
 		order = append(Submounts(mi, order), order...)

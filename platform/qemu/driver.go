@@ -3,6 +3,8 @@ package qemu
 import (
 	"bytes"
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -31,10 +33,16 @@ const (
 	stopGrace    = 30 * time.Second // the guest stops the engine (≤ 12 s) and containers (≤ 7 s) first
 	quitGrace    = 5 * time.Second
 	probeTimeout = 5 * time.Second // Status's handshake
-	// Start's readiness probes: one every probeEvery, each bounded by readyProbe, at most maxProbes at once.
+	// Start's readiness probes: one every probeEvery and one whenever the serial console grew (looked at
+	// every consoleEvery, at most one probe per consoleGap), each bounded by readyProbe, at most maxProbes
+	// at once. The bound is loose on purpose: a probe sent before the guest's network is up hangs in QEMU's
+	// user-mode network until its SYN is retransmitted, about 3 s later, and a tight bound would stop new
+	// probes when the agent comes up (measured: up to 0.9 s lost with 40).
 	readyProbe   = 3 * time.Second
 	probeEvery   = 100 * time.Millisecond
-	maxProbes    = 30
+	consoleEvery = 5 * time.Millisecond
+	consoleGap   = 20 * time.Millisecond
+	maxProbes    = 200
 	logTailLines = 25
 )
 
@@ -379,7 +387,9 @@ func (d *Driver) instanceConfig() (instance.Config, error) {
 }
 
 // writeInitrd writes the base initramfs with the instance's config cpio appended (mode 0600: it holds
-// the agent's host key).
+// the agent's host key). The result is kept for the next start while the base image (path, size, mtime)
+// and the config cpio are the same: the base is ~26 MB uncompressed, and copying it would delay every
+// start.
 func (d *Driver) writeInitrd(base string) error {
 	cfg, err := d.instanceConfig()
 	if err != nil {
@@ -394,6 +404,15 @@ func (d *Driver) writeInitrd(base string) error {
 		return fmt.Errorf("initramfs: %w", err)
 	}
 	defer bf.Close()
+	st, err := bf.Stat()
+	if err != nil {
+		return fmt.Errorf("initramfs: %w", err)
+	}
+	stamp := initrdStamp(base, st.Size(), st.ModTime(), inst)
+	if old, err := os.ReadFile(d.p.initrd + ".stamp"); err == nil && string(old) == stamp && isFile(d.p.initrd) {
+		return nil
+	}
+	_ = os.Remove(d.p.initrd + ".stamp")
 	tmp := d.p.initrd + ".tmp"
 	f, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o600)
 	if err != nil {
@@ -408,7 +427,18 @@ func (d *Driver) writeInitrd(base string) error {
 		os.Remove(tmp)
 		return fmt.Errorf("initrd: %w", err)
 	}
-	return os.Rename(tmp, d.p.initrd)
+	if err := os.Rename(tmp, d.p.initrd); err != nil {
+		return fmt.Errorf("initrd: %w", err)
+	}
+	_ = os.WriteFile(d.p.initrd+".stamp", []byte(stamp), 0o600)
+	return nil
+}
+
+// initrdStamp identifies an instance initrd: the base initramfs by path, size and mtime, the config cpio
+// by its hash.
+func initrdStamp(base string, size int64, mtime time.Time, inst []byte) string {
+	sum := sha256.Sum256(inst)
+	return fmt.Sprintf("%s\n%d %d\n%s\n", base, size, mtime.UnixNano(), hex.EncodeToString(sum[:]))
 }
 
 // hostPublicKey is the public half of the agent's host key, which Start expects on the endpoint.
@@ -436,19 +466,30 @@ func freePort() (int, error) {
 
 // waitReady probes the SSH endpoint until a key exchange shows the pinned host key, QEMU exits or ctx
 // ends. Probes overlap: until the guest's network is up, user-mode networking accepts the host's
-// connection and leaves it hanging, so waiting for each probe to time out would delay readiness.
+// connection and leaves it hanging, so waiting for each probe to time out would delay readiness. A probe
+// starts every probeEvery and, between those, as soon as the serial console grows: the guest logs each
+// boot step there, the engine's "ssh transport serving" among them, so the probe that succeeds usually
+// starts within a few milliseconds of the listener (the console is only a hint; readiness is the
+// handshake).
 func (d *Driver) waitReady(ctx context.Context, p daemon.Process, exited <-chan struct{}, port int, key ssh.PublicKey) error {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel() // ends the probes still in flight
 	results := make(chan error, maxProbes)
 	inflight := 0
+	var lastLaunch time.Time
 	launch := func() {
+		if inflight >= maxProbes {
+			return
+		}
 		inflight++
+		lastLaunch = time.Now()
 		go func() { results <- handshake(ctx, port, key, readyProbe) }()
 	}
 	launch()
-	tick := time.NewTicker(probeEvery)
+	tick := time.NewTicker(consoleEvery)
 	defer tick.Stop()
+	lastAlive := time.Now()
+	var consoleSize int64
 	for {
 		select {
 		case err := <-results:
@@ -462,7 +503,17 @@ func (d *Driver) waitReady(ctx context.Context, p daemon.Process, exited <-chan 
 			if errors.Is(err, errHostKeyMismatch) {
 				return fmt.Errorf("qemu start %s: %w: %w", d.inst.Name, platform.ErrAgentFailed, err)
 			}
-		case <-tick.C:
+		case now := <-tick.C:
+			if st, err := os.Stat(d.p.serial); err == nil && st.Size() != consoleSize && now.Sub(lastLaunch) >= consoleGap {
+				consoleSize = st.Size()
+				launch()
+			} else if now.Sub(lastLaunch) >= probeEvery {
+				launch()
+			}
+			if now.Sub(lastAlive) < probeEvery {
+				continue
+			}
+			lastAlive = now
 			if !p.Alive() {
 				if exited != nil {
 					select {
@@ -474,9 +525,6 @@ func (d *Driver) waitReady(ctx context.Context, p daemon.Process, exited <-chan 
 					return fmt.Errorf("qemu start %s: %w: %w\n%s", d.inst.Name, platform.ErrAgentFailed, errEarlyExit, d.logTails())
 				}
 				return fmt.Errorf("qemu start %s: %w: the VM stopped before the agent answered\n%s", d.inst.Name, platform.ErrAgentFailed, d.logTails())
-			}
-			if inflight < maxProbes {
-				launch()
 			}
 		case <-ctx.Done():
 			return fmt.Errorf("qemu start %s: %w: no answer from the agent on 127.0.0.1:%d: %w\n%s", d.inst.Name, platform.ErrAgentFailed, port, ctx.Err(), d.logTails())
@@ -604,7 +652,7 @@ func (d *Driver) Delete(ctx context.Context) error {
 	if err := d.Stop(ctx); err != nil {
 		return err
 	}
-	for _, f := range []string{d.p.disk, d.p.disk + ".tmp", d.p.initrd, d.p.initrd + ".tmp", d.p.serial, d.p.qemuLog} {
+	for _, f := range []string{d.p.disk, d.p.disk + ".tmp", d.p.initrd, d.p.initrd + ".tmp", d.p.initrd + ".stamp", d.p.serial, d.p.qemuLog} {
 		if err := os.Remove(f); err != nil && !errors.Is(err, fs.ErrNotExist) {
 			return fmt.Errorf("qemu delete %s: %w", d.inst.Name, err)
 		}

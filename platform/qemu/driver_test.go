@@ -174,3 +174,47 @@ func TestQMP(t *testing.T) {
 		t.Fatalf("query-status: %s %v", raw, err)
 	}
 }
+
+// TestWriteInitrdReuse: the instance initrd is rewritten only when the base image or the config changes.
+func TestWriteInitrdReuse(t *testing.T) {
+	inst := newTestInstance(t)
+	base := filepath.Join(t.TempDir(), "initramfs.cpio")
+	if err := os.WriteFile(base, []byte("070701BASE"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	d := New(inst.Platform(), Options{Shares: []string{"/home/me"}})
+	if err := d.writeInitrd(base); err != nil {
+		t.Fatal(err)
+	}
+	first, err := os.ReadFile(d.p.initrd)
+	if err != nil || !strings.HasPrefix(string(first), "070701BASE") || len(first) < 100 {
+		t.Fatalf("initrd %q… %v", first[:min(len(first), 16)], err)
+	}
+	st1, _ := os.Stat(d.p.initrd)
+	// Unchanged: kept (same inode).
+	if err := d.writeInitrd(base); err != nil {
+		t.Fatal(err)
+	}
+	if st2, _ := os.Stat(d.p.initrd); !os.SameFile(st1, st2) {
+		t.Error("initrd rewritten although nothing changed")
+	}
+	// Another config (shares): rewritten.
+	d2 := New(inst.Platform(), Options{Shares: []string{"/home/other"}})
+	if err := d2.writeInitrd(base); err != nil {
+		t.Fatal(err)
+	}
+	st3, _ := os.Stat(d.p.initrd)
+	if os.SameFile(st1, st3) {
+		t.Error("initrd kept although the config changed")
+	}
+	// Another base: rewritten, with the new base.
+	if err := os.WriteFile(base, []byte("070701BASE2"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := d2.writeInitrd(base); err != nil {
+		t.Fatal(err)
+	}
+	if b, _ := os.ReadFile(d.p.initrd); !strings.HasPrefix(string(b), "070701BASE2") {
+		t.Error("initrd not rewritten for a new base image")
+	}
+}

@@ -20,6 +20,8 @@ var (
 	ErrFormat = errors.New("kmod: malformed module data")
 	// ErrCycle: the dependency graph has a cycle.
 	ErrCycle = errors.New("kmod: dependency cycle")
+	// ErrStage: a Want names a load stage that Stages was not given.
+	ErrStage = errors.New("kmod: unknown load stage")
 )
 
 // Module is one loadable module of the tree.
@@ -183,6 +185,8 @@ func parseSoftPre(v string) []string {
 type Want struct {
 	Name     string
 	Optional bool // absent from this kernel: skipped with a note instead of an error
+	// Stage names the load stage the module may wait for (see Stages); "" is the first, the boot stage.
+	Stage string
 }
 
 // Result is the outcome of Resolve.
@@ -258,6 +262,58 @@ func (g *Graph) Resolve(want []Want) (Result, error) {
 	}
 	sort.Strings(res.Builtin)
 	return res, nil
+}
+
+// Stages resolves want (as Resolve) and splits the load list into stages, in the order of names (""
+// first: the boot stage; a Want's Stage must be one of names): stage i holds every module the wants of
+// stages 0…i need, dependencies included, that no earlier stage holds. Each stage keeps Resolve's order,
+// so loading the stages one after the other respects every dependency: stages 0…i together are closed
+// under dependencies. res.Load is the stages concatenated; stages[i] is stage i's part of it.
+func (g *Graph) Stages(want []Want, names []string) (res Result, stages [][]*Module, err error) {
+	rank := map[string]int{}
+	for i, n := range names {
+		rank[n] = i
+	}
+	if len(names) == 0 || names[0] != "" {
+		return Result{}, nil, fmt.Errorf("%w: stages %q do not start with the boot stage \"\"", ErrStage, names)
+	}
+	for _, w := range want {
+		if _, ok := rank[w.Stage]; !ok {
+			return Result{}, nil, fmt.Errorf("%w: %q (of %s)", ErrStage, w.Stage, w.Name)
+		}
+	}
+	all, err := g.Resolve(want)
+	if err != nil {
+		return Result{}, nil, err
+	}
+	stageOf := map[string]int{}
+	for i := range names {
+		var upTo []Want
+		for _, w := range want {
+			if rank[w.Stage] <= i {
+				upTo = append(upTo, w)
+			}
+		}
+		r, err := g.Resolve(upTo)
+		if err != nil {
+			return Result{}, nil, err
+		}
+		for _, m := range r.Load {
+			if _, ok := stageOf[m.Name]; !ok {
+				stageOf[m.Name] = i
+			}
+		}
+	}
+	stages = make([][]*Module, len(names))
+	for _, m := range all.Load {
+		i := stageOf[m.Name]
+		stages[i] = append(stages[i], m)
+	}
+	all.Load = nil
+	for _, st := range stages {
+		all.Load = append(all.Load, st...)
+	}
+	return all, stages, nil
 }
 
 // byAlias returns the module providing alias a, preferring a *_generic

@@ -3,6 +3,7 @@ package kmod
 import (
 	"errors"
 	"reflect"
+	"slices"
 	"strings"
 	"testing"
 
@@ -157,5 +158,66 @@ func TestNameOf(t *testing.T) {
 		if got := NameOf(in); got != want {
 			t.Errorf("NameOf(%s) = %s, want %s", in, got, want)
 		}
+	}
+}
+
+func TestStages(t *testing.T) {
+	g := synthGraph(t)
+	want := []Want{
+		{Name: "overlay", Stage: "background"},
+		{Name: "ext4"},
+		{Name: "virtio-rng", Stage: "background"},
+		{Name: "net_failover", Stage: "net"},
+		{Name: "virtio_net", Stage: "background"},
+		{Name: "nope", Optional: true, Stage: "background"},
+	}
+	names := []string{"", "net", "background"}
+	res, stages, err := g.Stages(want, names)
+	if err != nil {
+		t.Fatal(err)
+	}
+	all, err := g.Resolve(want)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(res.Load) != len(all.Load) || !reflect.DeepEqual(res.Missing, []string{"nope"}) || len(stages) != 3 {
+		t.Fatalf("stages lost modules: %v, missing %v; resolve: %v", paths(res.Load), res.Missing, paths(all.Load))
+	}
+	for i, w := range [][]string{
+		{"kernel/fs/jbd2/jbd2.ko", "kernel/fs/mbcache.ko", "kernel/lib/crc16.ko", "kernel/fs/ext4/ext4.ko"},
+		{"kernel/net/core/failover.ko", "kernel/drivers/net/net_failover.ko"},
+		// virtio_ring is needed by virtio_net and virtio-rng, both background: it is a background module;
+		// failover, needed by virtio_net too, is in the earlier stage already.
+		{"kernel/fs/overlayfs/overlay.ko", "kernel/drivers/virtio/virtio_ring.ko", "kernel/drivers/char/hw_random/virtio-rng.ko", "kernel/drivers/net/virtio_net.ko"},
+	} {
+		got := paths(stages[i])
+		slices.Sort(got)
+		slices.Sort(w)
+		if !slices.Equal(got, w) {
+			t.Errorf("stage %q: %v, want %v", names[i], got, w)
+		}
+	}
+	// The concatenation respects every dependency.
+	pos := map[string]int{}
+	for i, m := range res.Load {
+		pos[m.Name] = i
+	}
+	for _, m := range res.Load {
+		for _, d := range m.Depends {
+			if p, ok := pos[d]; ok && p > pos[m.Name] {
+				t.Errorf("%s loads before its dependency %s: %v", m.Name, d, paths(res.Load))
+			}
+		}
+	}
+	// Only the boot stage: the same as Resolve.
+	res, stages, err = g.Stages([]Want{{Name: "ext4"}}, []string{""})
+	if err != nil || len(stages) != 1 || !reflect.DeepEqual(paths(stages[0]), paths(res.Load)) || len(res.Load) != 4 {
+		t.Fatalf("boot stage only: %v, %v", paths(res.Load), err)
+	}
+	if _, _, err := g.Stages([]Want{{Name: "gone", Stage: "bg"}}, []string{"", "bg"}); !errors.Is(err, ErrNotFound) {
+		t.Fatalf("missing module: %v", err)
+	}
+	if _, _, err := g.Stages([]Want{{Name: "ext4", Stage: "later"}}, []string{""}); !errors.Is(err, ErrStage) {
+		t.Fatal("unknown stage accepted")
 	}
 }
