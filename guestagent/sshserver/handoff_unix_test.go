@@ -34,6 +34,24 @@ func startHandoff(t *testing.T, f *fixture) string {
 	return p
 }
 
+// handoffSetup is a server serving handoffs, its token and an echo target.
+type handoffSetup struct {
+	f      *fixture
+	sock   string // the handoff socket
+	tok    []byte
+	target string // a TCP echo server
+}
+
+func newHandoffSetup(t *testing.T) handoffSetup {
+	t.Helper()
+	f := startServer(t, nil)
+	sock := startHandoff(t, f)
+	tok, _ := token(t, f)
+	echo := listenTCP(t)
+	go echoServe(echo)
+	return handoffSetup{f: f, sock: sock, tok: tok, target: echo.Addr().String()}
+}
+
 // token asks f's server for the handoff token over an authenticated SSH connection.
 func token(t *testing.T, f *fixture) ([]byte, bool) {
 	t.Helper()
@@ -132,14 +150,9 @@ func TestHandoffTokenOnlyWhenServing(t *testing.T) {
 // TestHandoffRelays: a handed-off connection reaches the target, keeps half-close, and no longer needs
 // the host's copy of the socket.
 func TestHandoffRelays(t *testing.T) {
-	f := startServer(t, nil)
-	sock := startHandoff(t, f)
-	tok, _ := token(t, f)
-	echo := listenTCP(t)
-	go echoServe(echo)
-
+	h := newHandoffSetup(t)
 	accepted, client := tcpPair(t)
-	reply := sendHandoff(t, sock, handoffMsg(t, tok, echo.Addr().String()), fdOf(t, accepted))
+	reply := sendHandoff(t, h.sock, handoffMsg(t, h.tok, h.target), fdOf(t, accepted))
 	if err := sshwire.ParseHandoffReply(reply); err != nil {
 		t.Fatalf("handoff: %v", err)
 	}
@@ -157,12 +170,8 @@ func TestHandoffRelays(t *testing.T) {
 }
 
 func TestHandoffRefusals(t *testing.T) {
-	f := startServer(t, nil)
-	sock := startHandoff(t, f)
-	tok, _ := token(t, f)
-	echo := listenTCP(t)
-	go echoServe(echo)
-	target := echo.Addr().String()
+	h := newHandoffSetup(t)
+	sock, tok, target := h.sock, h.tok, h.target
 	wrong := bytes.Repeat([]byte{1}, sshwire.HandoffTokenLen)
 
 	cases := []struct {
@@ -219,18 +228,14 @@ func closedPort(t *testing.T) string {
 
 // TestHandoffCloseAbortsRelays: Close ends handed-off relays (the client sees its connection end).
 func TestHandoffCloseAbortsRelays(t *testing.T) {
-	f := startServer(t, nil)
-	sock := startHandoff(t, f)
-	tok, _ := token(t, f)
-	echo := listenTCP(t)
-	go echoServe(echo)
+	h := newHandoffSetup(t)
 	accepted, client := tcpPair(t)
-	if err := sshwire.ParseHandoffReply(sendHandoff(t, sock, handoffMsg(t, tok, echo.Addr().String()), fdOf(t, accepted))); err != nil {
+	if err := sshwire.ParseHandoffReply(sendHandoff(t, h.sock, handoffMsg(t, h.tok, h.target), fdOf(t, accepted))); err != nil {
 		t.Fatal(err)
 	}
 	accepted.Close()
 	expectEcho(t, client, "x")
-	f.srv.Close()
+	h.f.srv.Close()
 	_ = client.SetReadDeadline(time.Now().Add(10 * time.Second))
 	if _, err := client.Read(make([]byte, 1)); err == nil {
 		t.Fatal("the relay survived Close")
