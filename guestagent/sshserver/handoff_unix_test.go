@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/berth-dev/berth/guestagent/sshwire"
+	"github.com/berth-dev/berth/guestagent/sshwire/wiretest"
 )
 
 // startHandoff serves handoffs for f's server on a socket next to its SSH socket and returns the path.
@@ -48,7 +49,7 @@ func newHandoffSetup(t *testing.T) handoffSetup {
 	sock := startHandoff(t, f)
 	tok, _ := token(t, f)
 	echo := listenTCP(t)
-	go echoServe(echo)
+	go wiretest.EchoServe(echo)
 	return handoffSetup{f: f, sock: sock, tok: tok, target: echo.Addr().String()}
 }
 

@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/berth-dev/berth/guestagent/sshwire"
+	"github.com/berth-dev/berth/guestagent/sshwire/wiretest"
 	"github.com/mdlayher/vsock"
 	"golang.org/x/crypto/ssh"
 )
@@ -66,7 +67,7 @@ func startServer(t *testing.T, mod func(*Config)) *fixture {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { el.Close() })
-	go echoServe(el)
+	go wiretest.EchoServe(el)
 	cfg := Config{
 		HostKey:        f.hostKey,
 		AuthorizedKeys: []ssh.PublicKey{f.userKey.PublicKey()},
@@ -112,23 +113,6 @@ func (f *fixture) client(t *testing.T) *ssh.Client {
 	}
 	t.Cleanup(func() { c.Close() })
 	return c
-}
-
-// echoServe echoes every connection of l, half-closing after the client's EOF.
-func echoServe(l net.Listener) {
-	for {
-		c, err := l.Accept()
-		if err != nil {
-			return
-		}
-		go func() {
-			defer c.Close()
-			_, _ = io.Copy(c, c)
-			if cw, ok := c.(interface{ CloseWrite() error }); ok {
-				_ = cw.CloseWrite()
-			}
-		}()
-	}
 }
 
 // listenTCP listens on a free loopback port; the listener is closed when the test ends.
@@ -222,7 +206,7 @@ func TestDirectTCPIP(t *testing.T) {
 	f := startServer(t, nil)
 	c := f.client(t)
 	l := listenTCP(t)
-	go echoServe(l)
+	go wiretest.EchoServe(l)
 	conn, err := c.Dial("tcp", l.Addr().String())
 	if err != nil {
 		t.Fatal(err)

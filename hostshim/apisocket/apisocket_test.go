@@ -11,6 +11,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/berth-dev/berth/guestagent/sshwire/wiretest"
 )
 
 // shortDir is a temporary directory with a path short enough for unix sockets.
@@ -77,7 +79,7 @@ func TestListen(t *testing.T) {
 	}
 }
 
-// echoServer accepts on a unix socket and echoes until EOF, then closes.
+// echoServer accepts on a unix socket and echoes until EOF (wiretest.EchoServe).
 func echoServer(t *testing.T, path string) {
 	t.Helper()
 	l, err := net.Listen("unix", path)
@@ -85,18 +87,7 @@ func echoServer(t *testing.T, path string) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { l.Close() })
-	go func() {
-		for {
-			c, err := l.Accept()
-			if err != nil {
-				return
-			}
-			go func() {
-				defer c.Close()
-				_, _ = io.Copy(c, c)
-			}()
-		}
-	}()
+	go wiretest.EchoServe(l)
 }
 
 // Serve relays with half-close: the client's EOF reaches the engine, whose reply still comes back.

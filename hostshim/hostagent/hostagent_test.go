@@ -23,6 +23,7 @@ import (
 	"golang.org/x/crypto/ssh"
 
 	"github.com/berth-dev/berth/guestagent/sshserver"
+	"github.com/berth-dev/berth/guestagent/sshwire/wiretest"
 	"github.com/berth-dev/berth/hostshim/daemon"
 	"github.com/berth-dev/berth/hostshim/transport"
 )
@@ -245,28 +246,6 @@ func apiClient(t *testing.T, sock string) *client.Client {
 	return cl
 }
 
-func echoServer(t *testing.T) int {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { l.Close() })
-	go func() {
-		for {
-			c, err := l.Accept()
-			if err != nil {
-				return
-			}
-			go func() {
-				defer c.Close()
-				_, _ = io.Copy(c, c)
-			}()
-		}
-	}()
-	return l.Addr().(*net.TCPAddr).Port
-}
-
 func freePort(t *testing.T) int {
 	t.Helper()
 	l, err := net.Listen("tcp", "127.0.0.1:0")
@@ -310,7 +289,7 @@ func TestHostagent(t *testing.T) {
 		t.Fatalf("second hostagent: %v", err)
 	}
 
-	target, hp := echoServer(t), freePort(t)
+	target, hp := wiretest.Echo(t).Port, freePort(t)
 	// Wait for the event subscription, then start a container.
 	waitFor(t, func() bool { r.engine.mu.Lock(); defer r.engine.mu.Unlock(); return len(r.engine.subs) > 0 })
 	r.engine.run("c1", map[string]string{strconv.Itoa(target) + "/tcp": strconv.Itoa(hp)}, true)

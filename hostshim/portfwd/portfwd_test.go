@@ -5,13 +5,14 @@ import (
 	"crypto/rand"
 	"errors"
 	"fmt"
-	"io"
 	"net"
 	"net/netip"
 	"strconv"
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/berth-dev/berth/guestagent/sshwire/wiretest"
 )
 
 func TestPlan(t *testing.T) {
@@ -155,29 +156,6 @@ func freePort(t *testing.T) uint16 {
 	return uint16(l.Addr().(*net.TCPAddr).Port)
 }
 
-// tcpEcho is the "container": it echoes until EOF, then closes.
-func tcpEcho(t *testing.T) uint16 {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { l.Close() })
-	go func() {
-		for {
-			c, err := l.Accept()
-			if err != nil {
-				return
-			}
-			go func() {
-				defer c.Close()
-				_, _ = io.Copy(c, c)
-			}()
-		}
-	}()
-	return uint16(l.Addr().(*net.TCPAddr).Port)
-}
-
 func udpEcho(t *testing.T) uint16 {
 	t.Helper()
 	pc, err := net.ListenPacket("udp", "127.0.0.1:0")
@@ -248,40 +226,17 @@ func send(t *testing.T, e *fakeEngine, ev Event) {
 	}
 }
 
-// echoTCP sends msg through addr, half-closes, and returns what came back.
-func echoTCP(addr string, msg []byte) ([]byte, error) {
-	c, err := net.DialTimeout("tcp", addr, 5*time.Second)
-	if err != nil {
-		return nil, err
-	}
-	defer c.Close()
-	_ = c.SetDeadline(time.Now().Add(10 * time.Second))
-	errc := make(chan error, 1)
-	go func() {
-		_, err := c.Write(msg)
-		if err == nil {
-			err = c.(*net.TCPConn).CloseWrite()
-		}
-		errc <- err
-	}()
-	got, err := io.ReadAll(c)
-	if werr := <-errc; werr != nil {
-		return got, werr
-	}
-	return got, err
-}
-
 func addr(p uint16) string { return net.JoinHostPort("127.0.0.1", strconv.Itoa(int(p))) }
 
 func TestStartStopEvents(t *testing.T) {
 	e := newFakeEngine()
 	m := startManager(t, e)
-	hp, target := freePort(t), tcpEcho(t)
+	hp, target := freePort(t), uint16(wiretest.Echo(t).Port)
 	e.set(hostNet("c1", Binding{Proto: "tcp", ContainerPort: target, HostPort: hp}))
 	send(t, e, Event{ID: "c1", Action: "start"})
 	msg := make([]byte, 1<<20)
 	_, _ = rand.Read(msg)
-	got, err := echoTCP(addr(hp), msg)
+	got, err := wiretest.EchoOnce(addr(hp), msg, 10*time.Second)
 	if err != nil || string(got) != string(msg) {
 		t.Fatalf("echo through the forward: %d bytes, %v", len(got), err)
 	}
@@ -304,7 +259,7 @@ func TestStartStopEvents(t *testing.T) {
 func TestConflict(t *testing.T) {
 	e := newFakeEngine()
 	m := startManager(t, e)
-	p1, p2, target := freePort(t), freePort(t), tcpEcho(t)
+	p1, p2, target := freePort(t), freePort(t), uint16(wiretest.Echo(t).Port)
 	e.set(hostNet("a", Binding{Proto: "tcp", ContainerPort: target, HostPort: p1}))
 	e.set(hostNet("b", Binding{Proto: "tcp", ContainerPort: target, HostPort: p1}, Binding{Proto: "tcp", ContainerPort: target, HostPort: p2}))
 	// A port taken by someone else on the host.
@@ -323,13 +278,13 @@ func TestConflict(t *testing.T) {
 		t.Fatalf("forwards: %v", fw)
 	}
 	for _, p := range []uint16{p1, p2} {
-		if got, err := echoTCP(addr(p), []byte("x")); err != nil || string(got) != "x" {
+		if got, err := wiretest.EchoOnce(addr(p), []byte("x"), 10*time.Second); err != nil || string(got) != "x" {
 			t.Fatalf("port %d: %q %v", p, got, err)
 		}
 	}
 	// b's stop must not close a's port.
 	send(t, e, Event{ID: "b", Action: "stop"})
-	if got, err := echoTCP(addr(p1), []byte("y")); err != nil || string(got) != "y" {
+	if got, err := wiretest.EchoOnce(addr(p1), []byte("y"), 10*time.Second); err != nil || string(got) != "y" {
 		t.Fatalf("a's port after b stopped: %q %v", got, err)
 	}
 }
@@ -370,7 +325,7 @@ func TestUDP(t *testing.T) {
 // meanwhile close, those of containers that started open, and those still running stay.
 func TestResubscribe(t *testing.T) {
 	e := newFakeEngine()
-	target := tcpEcho(t)
+	target := uint16(wiretest.Echo(t).Port)
 	pa, pb, pc := freePort(t), freePort(t), freePort(t)
 	e.set(hostNet("a", Binding{Proto: "tcp", ContainerPort: target, HostPort: pa}))
 	e.set(hostNet("b", Binding{Proto: "tcp", ContainerPort: target, HostPort: pb}))
@@ -390,7 +345,7 @@ func TestResubscribe(t *testing.T) {
 		t.Fatalf("forwards after resync: %v", f)
 	}
 	for _, p := range []uint16{pa, pc} {
-		if got, err := echoTCP(addr(p), []byte("z")); err != nil || string(got) != "z" {
+		if got, err := wiretest.EchoOnce(addr(p), []byte("z"), 10*time.Second); err != nil || string(got) != "z" {
 			t.Fatalf("port %d after resync: %q %v", p, got, err)
 		}
 	}
@@ -403,7 +358,7 @@ func TestResubscribe(t *testing.T) {
 func TestAddressLate(t *testing.T) {
 	e := newFakeEngine()
 	m := startManager(t, e)
-	hp, target := freePort(t), tcpEcho(t)
+	hp, target := freePort(t), uint16(wiretest.Echo(t).Port)
 	inspections := 0
 	e.mu.Lock()
 	e.onInspect = func(c *Container) {
@@ -417,7 +372,7 @@ func TestAddressLate(t *testing.T) {
 	if f := m.Forwards(); len(f) != 1 || f[0].Target != addr(target) {
 		t.Fatalf("forwards: %v (after %d inspections)", f, inspections)
 	}
-	if got, err := echoTCP(addr(hp), []byte("late")); err != nil || string(got) != "late" {
+	if got, err := wiretest.EchoOnce(addr(hp), []byte("late"), 10*time.Second); err != nil || string(got) != "late" {
 		t.Fatalf("echo: %q %v", got, err)
 	}
 }

@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/berth-dev/berth/guestagent/sshserver"
+	"github.com/berth-dev/berth/guestagent/sshwire/wiretest"
 	"golang.org/x/crypto/ssh"
 )
 
@@ -394,7 +395,7 @@ func TestForwardManyConcurrent(t *testing.T) {
 	const conns, size = 200, 1 << 20
 	a := startAgent(t, nil)
 	c := a.client(t, nil)
-	target := tcpEcho(t)
+	target := wiretest.Echo(t).String()
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	if err := c.Connect(ctx); err != nil {
@@ -469,7 +470,7 @@ func echoCheck(addr string, size, i int) error {
 
 // TestForwardRelay: Forward with a plain TCP dial keeps half-close and stops with ctx, closing open relays.
 func TestForwardRelay(t *testing.T) {
-	target := tcpEcho(t)
+	target := wiretest.Echo(t).String()
 	l := listenTCP(t)
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
@@ -517,7 +518,7 @@ func TestForwardRelay(t *testing.T) {
 func TestForwardKillMidTransfer(t *testing.T) {
 	a := startAgent(t, nil)
 	c := a.client(t, nil)
-	target := tcpEcho(t)
+	target := wiretest.Echo(t).String()
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	l := listenTCP(t)

@@ -13,6 +13,7 @@ import (
 
 	"github.com/berth-dev/berth/guestagent/sshserver"
 	"github.com/berth-dev/berth/guestagent/sshwire"
+	"github.com/berth-dev/berth/guestagent/sshwire/wiretest"
 )
 
 // serveHandoff makes a accept handoffs on a new socket and returns its path.
@@ -75,7 +76,7 @@ func TestForwardHandoff(t *testing.T) {
 	a := startAgent(t, nil)
 	sock := a.serveHandoff(t)
 	c := a.client(t, func(cfg *Config) { cfg.HandoffSocket = sock })
-	target := tcpEcho(t)
+	target := wiretest.Echo(t).String()
 	addr, stop := forwardWithHandoff(t, c, target)
 	for i := range 3 {
 		if err := echoCheck(addr, 1<<20, i); err != nil {
@@ -97,7 +98,7 @@ func TestForwardHandoffFallback(t *testing.T) {
 	a := startAgent(t, nil) // no ServeHandoff
 	sock := filepath.Join(shortTempDir(t), "nobody-listens.sock")
 	c := a.client(t, func(cfg *Config) { cfg.HandoffSocket = sock })
-	target := tcpEcho(t)
+	target := wiretest.Echo(t).String()
 	probe, _ := net.Pipe()
 	defer probe.Close()
 	if err := c.Handoff(context.Background(), probe, target); !errors.Is(err, ErrNoHandoff) || !HandoffFallback(err) {

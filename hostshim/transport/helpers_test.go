@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/berth-dev/berth/guestagent/sshserver"
+	"github.com/berth-dev/berth/guestagent/sshwire/wiretest"
 	"golang.org/x/crypto/ssh"
 )
 
@@ -91,7 +92,7 @@ func startAgent(t testing.TB, mod func(*sshserver.Config)) *agent {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { el.Close() })
-	go echoServe(el)
+	go wiretest.EchoServe(el)
 	cfg := sshserver.Config{
 		HostKey:        a.hostKey,
 		AuthorizedKeys: []ssh.PublicKey{a.userKey.PublicKey()},
@@ -183,25 +184,6 @@ func serveConns(l net.Listener, handle func(net.Conn)) {
 			handle(c)
 		}()
 	}
-}
-
-// echoServe echoes every connection of l, half-closing after the client's EOF.
-func echoServe(l net.Listener) {
-	serveConns(l, func(c net.Conn) {
-		buf := make([]byte, 64<<10)
-		_, _ = io.CopyBuffer(c, c, buf)
-		if cw, ok := c.(interface{ CloseWrite() error }); ok {
-			_ = cw.CloseWrite()
-		}
-	})
-}
-
-// tcpEcho starts a TCP echo server on 127.0.0.1.
-func tcpEcho(t testing.TB) string {
-	t.Helper()
-	l := listenTCP(t)
-	go echoServe(l)
-	return l.Addr().String()
 }
 
 // stableGoroutines returns the goroutine count once it has stopped falling for a few polls.

@@ -29,6 +29,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/berth-dev/berth/guestagent/image/imagetest"
+	"github.com/berth-dev/berth/guestagent/sshwire/wiretest"
 )
 
 // nativeEnv is one berth home with a native instance "default" started by `berth start --driver native`.
@@ -270,18 +271,7 @@ func agentTCPEcho(t *testing.T, pid int) int {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { l.Close() })
-	go func() {
-		for {
-			c, err := l.Accept()
-			if err != nil {
-				return
-			}
-			go func() {
-				defer c.Close()
-				_, _ = io.Copy(c, c)
-			}()
-		}
-	}()
+	go wiretest.EchoServe(l)
 	return l.Addr().(*net.TCPAddr).Port
 }
 
@@ -375,28 +365,6 @@ func httpGet(url string) (string, error) {
 	defer resp.Body.Close()
 	b, err := io.ReadAll(resp.Body)
 	return string(b), err
-}
-
-func tcpEchoOnce(addr string, msg []byte) ([]byte, error) {
-	c, err := net.DialTimeout("tcp", addr, 5*time.Second)
-	if err != nil {
-		return nil, err
-	}
-	defer c.Close()
-	_ = c.SetDeadline(time.Now().Add(30 * time.Second))
-	werr := make(chan error, 1)
-	go func() {
-		_, err := c.Write(msg)
-		if err == nil {
-			err = c.(*net.TCPConn).CloseWrite()
-		}
-		werr <- err
-	}()
-	got, err := io.ReadAll(c)
-	if e := <-werr; e != nil && err == nil {
-		err = e
-	}
-	return got, err
 }
 
 const webScript = `mkdir -p /www && echo hello-berth > /www/index.html && exec httpd -f -p %d -h /www`
@@ -614,7 +582,10 @@ func TestNativeManyConnections(t *testing.T) {
 	id := strings.TrimSpace(e.mustDocker(t, "run", "-d", "--network", "host", "-p", fmt.Sprintf("%d:%d", hp, echoPort), nativeImage, "sleep", "600"))
 	defer e.docker("rm", "-f", id)
 	addr := fmt.Sprintf("127.0.0.1:%d", hp)
-	waitFor(t, 15*time.Second, func() bool { got, err := tcpEchoOnce(addr, []byte("x")); return err == nil && string(got) == "x" })
+	waitFor(t, 15*time.Second, func() bool {
+		got, err := wiretest.EchoOnce(addr, []byte("x"), 30*time.Second)
+		return err == nil && string(got) == "x"
+	})
 	haPID := readPID(t, filepath.Join(e.inst, "hostagent.pid"))
 	baseHA, baseAgent := fdCount(t, haPID), fdCount(t, e.agentPID)
 
@@ -681,7 +652,10 @@ func (e *nativeEnv) transportCut(t *testing.T, handoff bool) {
 	id := strings.TrimSpace(e.mustDocker(t, "run", "-d", "--network", "host", "-p", fmt.Sprintf("%d:%d", hp, echoPort), nativeImage, "sleep", "300"))
 	defer e.docker("rm", "-f", id)
 	addr := fmt.Sprintf("127.0.0.1:%d", hp)
-	waitFor(t, 15*time.Second, func() bool { got, err := tcpEchoOnce(addr, []byte("x")); return err == nil && string(got) == "x" })
+	waitFor(t, 15*time.Second, func() bool {
+		got, err := wiretest.EchoOnce(addr, []byte("x"), 30*time.Second)
+		return err == nil && string(got) == "x"
+	})
 
 	// A transfer in flight: the host side keeps writing and reading.
 	c, err := net.Dial("tcp", addr)
@@ -750,7 +724,7 @@ func (e *nativeEnv) transportCut(t *testing.T, handoff bool) {
 		}
 	}
 	waitFor(t, 30*time.Second, func() bool {
-		got, err := tcpEchoOnce(addr, []byte("again"))
+		got, err := wiretest.EchoOnce(addr, []byte("again"), 30*time.Second)
 		return err == nil && string(got) == "again"
 	})
 	if _, err := e.docker("version"); err != nil {
